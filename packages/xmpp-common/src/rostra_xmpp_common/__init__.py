@@ -1,0 +1,1 @@
+"""Rostra XMPP common mapping."""
