@@ -1,0 +1,54 @@
+"""Every job of the project, each in a fresh virtualenv with pinned dependencies (constraints.txt).
+
+    nox -s demo            the main job: `rostra demo` (in-process server; `-- --server URL --ca-file F` for others)
+    nox -s tests           the whole test suite; installs Prosody with apt-get when it is missing
+    nox -s lint            ruff and mypy --strict
+    nox -s bench           latency of get_user_profile through Rostra vs bare aioxmpp, as a ratio
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = False
+nox.options.sessions = ["tests", "lint"]
+
+PACKAGES = ["./packages/core", "./packages/xmpp-common", "./packages/transport-xmpp"]
+CONSTRAINTS = ("-c", "constraints.txt")
+
+
+def _install(session: nox.Session, *extra: str, editable: bool = False) -> None:
+    packages = [arg for pkg in PACKAGES for arg in (("-e", pkg) if editable else (pkg,))]
+    session.install(*CONSTRAINTS, *packages, *extra)
+
+
+def _ensure_prosody(session: nox.Session) -> None:
+    session.run("bash", "scripts/ensure-prosody", external=True)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    _install(session)
+    session.run("rostra", "demo", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    _ensure_prosody(session)
+    _install(session, "pytest", "hypothesis", "trio", editable=True)
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    _install(session, "ruff", "mypy", "pytest", "hypothesis", editable=True)
+    session.run("ruff", "check", ".")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    _ensure_prosody(session)
+    _install(session)
+    session.run("python", "bench/profile_latency.py", *session.posargs)
