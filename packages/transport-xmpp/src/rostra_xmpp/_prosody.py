@@ -1,0 +1,379 @@
+"""A local Prosody for development and tests: generated config, CA and certificate, subprocess lifecycle.
+
+Rules of this module:
+- Everything the server needs (config, CA, certificate, data, logs) lives in one directory; nothing of the
+  machine's own Prosody set-up (/etc/prosody) is read or changed.
+- Every listener is bound to 127.0.0.1; ports given as 0 are picked once and kept, so ``kill()`` then ``start()``
+  brings the same server back on the same ports with the same data.
+- The API is synchronous (it is used from pytest fixtures and a CLI command); every wait has a timeout.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+from string import Template
+from types import TracebackType
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = ["INSTALL_HINT", "ProsodyError", "ProsodyNotInstalledError", "ProsodyServer"]
+
+INSTALL_HINT = "Prosody is not installed: run `apt-get install -y prosody` (Debian/Ubuntu), or scripts/ensure-prosody"
+_LOOPBACK = "127.0.0.1"
+_UPLOAD_SIZE_LIMIT = 10 * 1024 * 1024
+_LOG_TAIL_LINES = 30
+
+
+class ProsodyError(RuntimeError):
+    """Prosody could not be started or did not become ready; the message carries the tail of its log."""
+
+
+class ProsodyNotInstalledError(ProsodyError):
+    """The ``prosody`` executable is not on PATH."""
+
+    def __init__(self) -> None:
+        super().__init__(INSTALL_HINT)
+
+
+def _free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((_LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def _lua(value: str) -> str:
+    """Quote ``value`` as a Lua string literal."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _write_pem(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+
+
+def _write_certificates(cert_dir: Path, domain: str) -> None:
+    """Write ``ca.crt`` (a self-signed CA), and ``server.crt``/``server.key`` signed by it, into ``cert_dir``."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Rostra dev CA ({domain})")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    dns_names = dict.fromkeys([domain, f"upload.{domain}", "localhost", "upload.localhost"])
+    san: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
+    san.append(x509.IPAddress(ipaddress.ip_address(_LOOPBACK)))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=825))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write_pem(cert_dir / "ca.crt", ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    # The key is written by, and so readable by, the user that runs Prosody.
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    _write_pem(cert_dir / "server.key", key_pem, 0o600)
+    _write_pem(cert_dir / "server.crt", cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def _stream_features_received(port: int, domain: str, timeout: float) -> bool:
+    """Open a c2s stream to 127.0.0.1:``port``; True once ``</stream:features>`` arrives, False on any failure."""
+    header = (
+        f"<?xml version='1.0'?><stream:stream to='{domain}' xmlns='jabber:client' "
+        "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+    )
+    try:
+        with socket.create_connection((_LOOPBACK, port), timeout=timeout) as sock:
+            sock.sendall(header.encode())
+            received = b""
+            while b"</stream:features>" not in received:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return False
+                received += chunk
+            sock.sendall(b"</stream:stream>")
+            return True
+    except OSError:
+        return False
+
+
+class ProsodyServer:
+    """One Prosody process with a generated config, bound to 127.0.0.1.
+
+    ``directory`` holds everything (a temporary directory, removed on ``__exit__``, when None). Ports given as 0
+    are picked on the first ``start()`` and kept for later starts.
+    """
+
+    def __init__(
+        self,
+        directory: Path | None = None,
+        c2s_port: int = 0,
+        http_port: int = 0,
+        domain: str = "localhost",
+        upload: bool = True,
+        *,
+        executable: str = "prosody",
+        ready_timeout: float = 15.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self._directory = Path(directory) if directory is not None else None
+        self._owns_directory = directory is None
+        self._c2s_port = c2s_port
+        self._http_port = http_port
+        self._domain = domain
+        self._upload = upload
+        self._executable = executable
+        self._ready_timeout = ready_timeout
+        self._stop_timeout = stop_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+
+    # -- what clients need ---------------------------------------------------------------------------------------
+
+    @property
+    def directory(self) -> Path:
+        """The server's directory; raises RuntimeError before the first ``start()`` when it is a temporary one."""
+        if self._directory is None:
+            raise RuntimeError("the Prosody directory is created by start()")
+        return self._directory
+
+    @property
+    def domain(self) -> str:
+        return self._domain
+
+    @property
+    def c2s_port(self) -> int:
+        """The client-to-server (STARTTLS) port; 0 until the first ``start()`` when it was to be picked."""
+        return self._c2s_port
+
+    @property
+    def http_port(self) -> int:
+        """The HTTP port (WebSocket endpoint and uploads); 0 until the first ``start()`` when it was to be picked."""
+        return self._http_port
+
+    @property
+    def xmpp_url(self) -> str:
+        return f"xmpp://{_LOOPBACK}:{self._c2s_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{_LOOPBACK}:{self._http_port}/xmpp-websocket"
+
+    @property
+    def ca_file(self) -> Path:
+        """The PEM file of the CA that signed the server's certificate."""
+        return self.directory / "certs" / "ca.crt"
+
+    @property
+    def log_file(self) -> Path:
+        """Prosody's own log (info level)."""
+        return self.directory / "prosody.log"
+
+    @property
+    def pid(self) -> int | None:
+        """The running Prosody's process id, or None."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def info(self) -> dict[str, str]:
+        """What a client needs, as printed by ``rostra dev-server``."""
+        return {"xmpp": self.xmpp_url, "ws": self.ws_url, "caFile": str(self.ca_file), "domain": self._domain}
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start Prosody and return once it serves stream features; a no-op when it is running.
+
+        Raises ProsodyNotInstalledError without a ``prosody`` executable, ProsodyError (with the tail of its log)
+        when it exits or is not ready within the ready timeout.
+        """
+        if self.running:
+            return
+        binary = shutil.which(self._executable)
+        if binary is None:
+            raise ProsodyNotInstalledError
+        config = self._prepare()
+        output = (self.directory / "prosody.out").open("ab")
+        try:
+            self._process = subprocess.Popen(
+                [binary, "--config", str(config), "-F"], stdin=subprocess.DEVNULL, stdout=output, stderr=output
+            )
+        finally:
+            output.close()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.kill()
+            raise
+
+    def stop(self) -> None:
+        """Stop Prosody with SIGTERM (SIGKILL after the stop timeout) and reap it; a no-op when it is not running."""
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(self._stop_timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._process = None
+
+    def kill(self) -> None:
+        """Kill Prosody with SIGKILL (a crash, for restart tests) and reap it; a no-op when it is not running."""
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        self._process = None
+
+    def close(self) -> None:
+        """Stop Prosody and remove the directory if it is a temporary one of our own."""
+        self.stop()
+        if self._owns_directory and self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            self._directory = None
+
+    def __enter__(self) -> ProsodyServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<ProsodyServer {self._domain} c2s={self._c2s_port} http={self._http_port} {state}>"
+
+    # -- internals -----------------------------------------------------------------------------------------------
+
+    def _prepare(self) -> Path:
+        """Create the directory, ports, certificates (once) and the config file; return the config's path."""
+        if self._directory is None:
+            self._directory = Path(tempfile.mkdtemp(prefix="rostra-prosody-"))
+        directory = self._directory
+        (directory / "data").mkdir(parents=True, exist_ok=True)
+        cert_dir = directory / "certs"
+        cert_dir.mkdir(exist_ok=True)
+        if not all((cert_dir / name).exists() for name in ("ca.crt", "server.crt", "server.key")):
+            _write_certificates(cert_dir, self._domain)
+        if self._c2s_port == 0:
+            self._c2s_port = _free_port()
+        while self._http_port in (0, self._c2s_port):
+            self._http_port = _free_port()
+        config = directory / "prosody.cfg.lua"
+        config.write_text(self._render_config(cert_dir))
+        return config
+
+    def _render_config(self, cert_dir: Path) -> str:
+        template = resources.files("rostra_xmpp").joinpath("prosody.cfg.lua.in").read_text(encoding="utf-8")
+        directory = self.directory
+        return Template(template).substitute(
+            run_as_root="true" if os.geteuid() == 0 else "false",
+            pidfile=_lua(str(directory / "prosody.pid")),
+            data_path=_lua(str(directory / "data")),
+            log_file=_lua(str(self.log_file)),
+            c2s_port=self._c2s_port,
+            http_port=self._http_port,
+            domain=_lua(self._domain),
+            cert_dir=_lua(str(cert_dir)),
+            cert_file=_lua(str(cert_dir / "server.crt")),
+            key_file=_lua(str(cert_dir / "server.key")),
+            upload="true" if self._upload else "false",
+            upload_domain=_lua(f"upload.{self._domain}"),
+            http_external_url=_lua(f"http://{_LOOPBACK}:{self._http_port}/"),
+            upload_size_limit=_UPLOAD_SIZE_LIMIT,
+        )
+
+    def _wait_ready(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + self._ready_timeout
+        while time.monotonic() < deadline:
+            code = self._process.poll()
+            if code is not None:
+                raise ProsodyError(f"Prosody exited with status {code} while starting.\n{self._log_tail()}")
+            if "Failed to open server port" in self._log_text():
+                raise ProsodyError(f"Prosody could not bind its ports.\n{self._log_tail()}")
+            remaining = max(0.1, deadline - time.monotonic())
+            if _stream_features_received(self._c2s_port, self._domain, min(2.0, remaining)):
+                return
+            time.sleep(0.05)
+        raise ProsodyError(
+            f"Prosody was not ready on {_LOOPBACK}:{self._c2s_port} within {self._ready_timeout:g} s.\n"
+            f"{self._log_tail()}"
+        )
+
+    def _log_text(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _log_tail(self) -> str:
+        """The last lines of Prosody's log and of its stdout/stderr, for error messages."""
+        parts = []
+        for path in (self.log_file, self.directory / "prosody.out"):
+            try:
+                lines = path.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:]
+            except FileNotFoundError:
+                continue
+            parts.append(f"--- {path.name} (last lines) ---\n" + "\n".join(lines))
+        return "\n".join(parts) or "(Prosody wrote no log)"
