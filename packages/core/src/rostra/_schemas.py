@@ -61,7 +61,7 @@ class _Message(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     pass
 
 
-class ProfileFields(_Message):
+class ProfileFields(_Message, frozen=True, kw_only=True):
     """The editable part of a profile, as a transport stores it. ``""`` means unset."""
 
     nick_name: str = ""
@@ -78,7 +78,7 @@ class ProfileFields(_Message):
 _EMPTY_FIELDS = ProfileFields()
 
 
-class Profile(_Message):
+class Profile(_Message, frozen=True, kw_only=True):
     """A user's profile as the API returns it."""
 
     user_jid: str
@@ -115,7 +115,7 @@ class Profile(_Message):
         )
 
 
-class RegisterData(_Message):
+class RegisterData(_Message, frozen=True, kw_only=True):
     username: str
     password: str
     is_profile_updated: bool
@@ -131,18 +131,18 @@ class RegisterData(_Message):
         )
 
 
-class LastSeen(_Message):
+class LastSeen(_Message, frozen=True, kw_only=True):
     user_jid: str
     seconds: int
 
 
-class Contact(_Message):
+class Contact(_Message, frozen=True, kw_only=True):
     user_jid: str
     subscription: Subscription
     is_friend: bool
 
 
-class Response(_Message):
+class Response(_Message, frozen=True, kw_only=True):
     """Base of every success response: ``{"statusCode": 200, "message": ...}``."""
 
     status_code: int = 200
@@ -155,34 +155,34 @@ class Response(_Message):
         return _encoder.encode(self).decode()
 
 
-class StatusResponse(Response):
+class StatusResponse(Response, frozen=True, kw_only=True):
     """connect() and logout(): a status code and a message, nothing else."""
 
 
-class RegisterResponse(Response):
+class RegisterResponse(Response, frozen=True, kw_only=True):
     data: RegisterData
 
     def __repr__(self) -> str:
         return f"RegisterResponse(status_code={self.status_code}, message={self.message!r}, data={self.data!r})"
 
 
-class ProfileResponse(Response):
+class ProfileResponse(Response, frozen=True, kw_only=True):
     data: Profile
 
 
-class LastSeenResponse(Response):
+class LastSeenResponse(Response, frozen=True, kw_only=True):
     data: LastSeen
 
 
-class CurrentJidResponse(Response):
+class CurrentJidResponse(Response, frozen=True, kw_only=True):
     user_jid: str
 
 
-class ContactsResponse(Response):
+class ContactsResponse(Response, frozen=True, kw_only=True):
     data: list[Contact] = msgspec.field(default_factory=list)
 
 
-class MetadataResponse(Response):
+class MetadataResponse(Response, frozen=True, kw_only=True):
     data: Metadata = msgspec.field(default_factory=dict)
 
 
@@ -190,24 +190,24 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, rename="camel", tag_fiel
     pass
 
 
-class ConnectionEvent(_Event, tag="connection"):
+class ConnectionEvent(_Event, frozen=True, kw_only=True, tag="connection"):
     status: ConnectionStatus
     user_jid: str = ""
 
 
-class ProfileEvent(_Event, tag="profile"):
+class ProfileEvent(_Event, frozen=True, kw_only=True, tag="profile"):
     """A profile that changed or was fetched; ``data`` has the shape of ``ProfileResponse.data``."""
 
     data: Profile
 
 
-class ContactRequestEvent(_Event, tag="contactRequest"):
+class ContactRequestEvent(_Event, frozen=True, kw_only=True, tag="contactRequest"):
     """Someone asked to become a contact; answer with ``Client.accept_contact`` / ``decline_contact``."""
 
     from_user_jid: str
 
 
-class ContactEvent(_Event, tag="contact"):
+class ContactEvent(_Event, frozen=True, kw_only=True, tag="contact"):
     """A contact's subscription changed (added, became mutual, removed)."""
 
     data: Contact

@@ -201,13 +201,15 @@ _KNOWN_PACKAGES = {
 
 
 @cache
-def _transports_by_scheme() -> dict[str, type[Transport]]:
-    found: dict[str, type[Transport]] = {}
-    for ep in entry_points(group="rostra.transports"):
+def _transport_for(scheme: str) -> type[Transport] | None:
+    """The class serving ``scheme``. The entry point NAMED for the scheme is loaded first, so that another, broken
+    plugin cannot break it; then the others, for classes that declare extra ``schemes``."""
+    eps = sorted(entry_points(group="rostra.transports"), key=lambda ep: ep.name != scheme)
+    for ep in eps:
         cls = ep.load()
-        for scheme in getattr(cls, "schemes", ()) or (ep.name,):
-            found.setdefault(scheme, cls)
-    return found
+        if ep.name == scheme or scheme in (getattr(cls, "schemes", ()) or ()):
+            return cls  # type: ignore[no-any-return]
+    return None
 
 
 def load_transport(url: str) -> type[Transport]:
@@ -215,7 +217,7 @@ def load_transport(url: str) -> type[Transport]:
     scheme = urlsplit(url).scheme.lower()
     if not scheme:
         raise InvalidInputError(f"Server URL {url!r} has no scheme: use memory://, xmpp://host, xmpps://host or ws://")
-    cls = _transports_by_scheme().get(scheme)
+    cls = _transport_for(scheme)
     if cls is None:
         package = _KNOWN_PACKAGES.get(scheme)
         if package:
