@@ -220,3 +220,8 @@ def test_dev_server_without_prosody_prints_install_command_and_exits_2(tmp_path:
         timeout=30,
     )
     assert (result.returncode, result.stdout, result.stderr) == (2, "", INSTALL_HINT + "\n")
+
+
+def test_relative_directory_is_kept_as_an_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert ProsodyServer(directory=Path("server")).directory == tmp_path / "server"

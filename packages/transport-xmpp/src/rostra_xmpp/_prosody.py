@@ -166,7 +166,8 @@ class ProsodyServer:
         ready_timeout: float = 15.0,
         stop_timeout: float = 10.0,
     ) -> None:
-        self._directory = Path(directory) if directory is not None else None
+        # Absolute, because Prosody resolves relative paths in its config against its own idea of a base dir.
+        self._directory = Path(directory).resolve() if directory is not None else None
         self._owns_directory = directory is None
         self._c2s_port = c2s_port
         self._http_port = http_port
@@ -176,6 +177,7 @@ class ProsodyServer:
         self._ready_timeout = ready_timeout
         self._stop_timeout = stop_timeout
         self._process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0  # where this start's part of the (appended) log begins
 
     # -- what clients need ---------------------------------------------------------------------------------------
 
@@ -246,6 +248,7 @@ class ProsodyServer:
         if binary is None:
             raise ProsodyNotInstalledError
         config = self._prepare()
+        self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         output = (self.directory / "prosody.out").open("ab")
         try:
             self._process = subprocess.Popen(
@@ -350,7 +353,7 @@ class ProsodyServer:
             code = self._process.poll()
             if code is not None:
                 raise ProsodyError(f"Prosody exited with status {code} while starting.\n{self._log_tail()}")
-            if "Failed to open server port" in self._log_text():
+            if "Failed to open server port" in self._new_log_text():
                 raise ProsodyError(f"Prosody could not bind its ports.\n{self._log_tail()}")
             remaining = max(0.1, deadline - time.monotonic())
             if _stream_features_received(self._c2s_port, self._domain, min(2.0, remaining)):
@@ -361,9 +364,12 @@ class ProsodyServer:
             f"{self._log_tail()}"
         )
 
-    def _log_text(self) -> str:
+    def _new_log_text(self) -> str:
+        """What Prosody has logged since this start."""
         try:
-            return self.log_file.read_text(errors="replace")
+            with self.log_file.open("rb") as log:
+                log.seek(self._log_offset)
+                return log.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
 

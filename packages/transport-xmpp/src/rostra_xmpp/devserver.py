@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(server.info()), flush=True)
         while not stop.is_set() and server.running:
             stop.wait(0.5)
-        if not stop.is_set():
+        # A Ctrl-C in the terminal reaches Prosody too; give our own handler a moment to see it before blaming Prosody.
+        if not stop.wait(1.0):
             print(f"Prosody exited unexpectedly; see {server.log_file}", file=sys.stderr)
             return EXIT_FAILED
     except ProsodyNotInstalledError as error:
