@@ -238,6 +238,15 @@ def test_prepare_jpeg_gives_jpeg() -> None:
         assert (decoded.format, decoded.size) == ("JPEG", (40, 20))
 
 
+def test_prepare_multi_picture_jpeg_gives_its_first_picture_as_plain_jpeg() -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 20), RED).save(out, format="MPO", save_all=True, append_images=[Image.new("RGB", (8, 8))])
+    prepared = prepare_image(out.getvalue(), LIMITS)
+    assert (prepared.content_type, prepared.width, prepared.height) == ("image/jpeg", 40, 20)
+    with Image.open(io.BytesIO(prepared.data)) as decoded:
+        assert (decoded.format, getattr(decoded, "n_frames", 1)) == ("JPEG", 1)
+
+
 def test_prepare_png_named_jpg_is_detected_as_png(tmp_path: Path) -> None:
     path = tmp_path / "photo.jpg"
     path.write_bytes(_png())
