@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rostra_xmpp._prosody import INSTALL_HINT, ProsodyNotInstalledError, ProsodyServer
+from rostra_xmpp._prosody import INSTALL_HINT, ProsodyError, ProsodyNotInstalledError, ProsodyServer
 
 STREAM_HEADER = (
     "<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' "
@@ -225,3 +225,10 @@ def test_dev_server_without_prosody_prints_install_command_and_exits_2(tmp_path:
 def test_relative_directory_is_kept_as_an_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert ProsodyServer(directory=Path("server")).directory == tmp_path / "server"
+
+
+def test_failed_start_in_with_leaves_no_temporary_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    with pytest.raises(ProsodyError, match="exited with status"), ProsodyServer(executable="false"):
+        pass
+    assert list(tmp_path.iterdir()) == []

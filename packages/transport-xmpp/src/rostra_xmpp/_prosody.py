@@ -294,7 +294,11 @@ class ProsodyServer:
             self._directory = None
 
     def __enter__(self) -> ProsodyServer:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # __exit__ will not run: do not leave a temporary directory behind
+            raise
         return self
 
     def __exit__(
