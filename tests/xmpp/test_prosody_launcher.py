@@ -98,6 +98,20 @@ def test_starttls_certificate_verifies_against_generated_ca_for_localhost(prosod
     assert certificate["subject"] == ((("commonName", "localhost"),),)
 
 
+def test_direct_tls_port_serves_the_certificate_verified_for_localhost(prosody: ProsodyServer) -> None:
+    context = ssl.create_default_context(cafile=str(prosody.ca_file))
+    with (
+        socket.create_connection(("127.0.0.1", prosody.xmpps_port), timeout=10) as sock,
+        context.wrap_socket(sock, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(STREAM_HEADER.encode())
+        features = _read_until(tls, b"</stream:features>")
+    assert (prosody.xmpps_url, b"<mechanism>SCRAM-SHA-1</mechanism>" in features) == (
+        f"xmpps://127.0.0.1:{prosody.xmpps_port}",
+        True,
+    )
+
+
 def test_starttls_certificate_is_refused_for_another_name(prosody: ProsodyServer) -> None:
     with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
         _starttls(prosody.c2s_port, prosody.ca_file, "example.com").close()
@@ -105,7 +119,11 @@ def test_starttls_certificate_is_refused_for_another_name(prosody: ProsodyServer
 
 def test_server_listens_only_on_loopback_ports_it_reports(prosody: ProsodyServer) -> None:
     assert prosody.pid is not None
-    assert _listening_addresses(prosody.pid) == {("127.0.0.1", prosody.c2s_port), ("127.0.0.1", prosody.http_port)}
+    assert _listening_addresses(prosody.pid) == {
+        ("127.0.0.1", prosody.c2s_port),
+        ("127.0.0.1", prosody.xmpps_port),
+        ("127.0.0.1", prosody.http_port),
+    }
 
 
 def test_info_gives_urls_ca_file_and_domain(prosody: ProsodyServer) -> None:

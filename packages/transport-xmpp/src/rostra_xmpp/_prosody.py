@@ -162,6 +162,7 @@ class ProsodyServer:
         domain: str = "localhost",
         upload: bool = True,
         *,
+        xmpps_port: int = 0,
         executable: str = "prosody",
         ready_timeout: float = 15.0,
         stop_timeout: float = 10.0,
@@ -171,6 +172,7 @@ class ProsodyServer:
         self._owns_directory = directory is None
         self._c2s_port = c2s_port
         self._http_port = http_port
+        self._xmpps_port = xmpps_port
         self._domain = domain
         self._upload = upload
         self._executable = executable
@@ -203,8 +205,17 @@ class ProsodyServer:
         return self._http_port
 
     @property
+    def xmpps_port(self) -> int:
+        """The direct-TLS client port (``xmpps://``); 0 until the first ``start()`` when it was to be picked."""
+        return self._xmpps_port
+
+    @property
     def xmpp_url(self) -> str:
         return f"xmpp://{_LOOPBACK}:{self._c2s_port}"
+
+    @property
+    def xmpps_url(self) -> str:
+        return f"xmpps://{_LOOPBACK}:{self._xmpps_port}"
 
     @property
     def ws_url(self) -> str:
@@ -308,7 +319,8 @@ class ProsodyServer:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<ProsodyServer {self._domain} c2s={self._c2s_port} http={self._http_port} {state}>"
+        ports = f"c2s={self._c2s_port} xmpps={self._xmpps_port} http={self._http_port}"
+        return f"<ProsodyServer {self._domain} {ports} {state}>"
 
     # -- internals -----------------------------------------------------------------------------------------------
 
@@ -326,6 +338,8 @@ class ProsodyServer:
             self._c2s_port = _free_port()
         while self._http_port in (0, self._c2s_port):
             self._http_port = _free_port()
+        while self._xmpps_port in (0, self._c2s_port, self._http_port):
+            self._xmpps_port = _free_port()
         config = directory / "prosody.cfg.lua"
         config.write_text(self._render_config(cert_dir))
         return config
@@ -340,6 +354,7 @@ class ProsodyServer:
             log_file=_lua(str(self.log_file)),
             c2s_port=self._c2s_port,
             http_port=self._http_port,
+            xmpps_port=self._xmpps_port,
             domain=_lua(self._domain),
             cert_dir=_lua(str(cert_dir)),
             cert_file=_lua(str(cert_dir / "server.crt")),
