@@ -45,6 +45,7 @@ __all__ = [
     "NS_PRIVATE",
     "NS_PUBSUB",
     "NS_PUBSUB_EVENT",
+    "NS_PUBSUB_OWNER",
     "NS_REGISTER",
     "NS_ROSTER",
     "NS_STANZAS",
@@ -62,6 +63,7 @@ __all__ = [
     "build_private_get",
     "build_private_set",
     "build_profile_items_request",
+    "build_profile_node_configure",
     "build_profile_publish",
     "build_publish_options",
     "build_register_query",
@@ -94,6 +96,7 @@ Element = Any  # lxml.etree._Element (lxml ships no type information)
 NS_REGISTER: Final = "jabber:iq:register"
 NS_PUBSUB: Final = "http://jabber.org/protocol/pubsub"
 NS_PUBSUB_EVENT: Final = "http://jabber.org/protocol/pubsub#event"
+NS_PUBSUB_OWNER: Final = "http://jabber.org/protocol/pubsub#owner"
 NS_DATA: Final = "jabber:x:data"
 NS_VCARD4: Final = "urn:ietf:params:xml:ns:vcard-4.0"
 NS_LAST: Final = "jabber:iq:last"
@@ -109,6 +112,7 @@ PROFILE_NODE: Final = "urn:xmpp:vcard4"
 PROFILE_ITEM_ID: Final = "current"
 _THUMBNAIL_TYPE: Final = "x-thumbnail"
 _PUBLISH_OPTIONS_FORM: Final = "http://jabber.org/protocol/pubsub#publish-options"
+_NODE_CONFIG_FORM: Final = "http://jabber.org/protocol/pubsub#node_config"
 
 #: What a Rostra client advertises (disco#info, entity caps): the ``+notify`` makes PEP push profile changes.
 CLIENT_FEATURES: Final[tuple[str, ...]] = (
@@ -219,14 +223,26 @@ def parse_vcard(vcard: Element) -> ProfileFields:
     )
 
 
+def _access_open_form(form_type: str) -> Element:
+    form = etree.Element(_q(NS_DATA, "x"), {"type": "submit"}, nsmap={None: NS_DATA})
+    _sub(_sub(form, NS_DATA, "field", var="FORM_TYPE", type="hidden"), NS_DATA, "value", form_type)
+    _sub(_sub(form, NS_DATA, "field", var="pubsub#access_model"), NS_DATA, "value", "open")
+    return form
+
+
 def build_publish_options() -> Element:
     """The publish-options data form: the profile node must be world-readable (``access_model=open``)."""
-    form = etree.Element(_q(NS_DATA, "x"), {"type": "submit"}, nsmap={None: NS_DATA})
-    form_type = _sub(form, NS_DATA, "field", var="FORM_TYPE", type="hidden")
-    _sub(form_type, NS_DATA, "value", _PUBLISH_OPTIONS_FORM)
-    access = _sub(form, NS_DATA, "field", var="pubsub#access_model")
-    _sub(access, NS_DATA, "value", "open")
-    return form
+    return _access_open_form(_PUBLISH_OPTIONS_FORM)
+
+
+def build_profile_node_configure() -> Element:
+    """The ``<pubsub xmlns='...#owner'>`` payload of the IQ set making an existing profile node world-readable.
+
+    Needed when a publish with options fails with ``precondition-not-met`` (the node has another access model).
+    """
+    pubsub = etree.Element(_q(NS_PUBSUB_OWNER, "pubsub"), nsmap={None: NS_PUBSUB_OWNER})
+    _sub(pubsub, NS_PUBSUB_OWNER, "configure", node=PROFILE_NODE).append(_access_open_form(_NODE_CONFIG_FORM))
+    return pubsub
 
 
 def build_profile_publish(fields: ProfileFields, *, with_options: bool = True) -> Element:

@@ -1,0 +1,356 @@
+"""One logged-in XMPP session on aioxmpp: the TransportSession of ``xmpp://`` and ``xmpps://``.
+
+Rules:
+- Every request is an IQ with ``options.request_timeout``; every payload is built and parsed by the mapping.
+- Server pushes (roster, subscriptions, presence, PEP profile events) reach the sink as TransportEvents.
+- The stream lost without ``close()`` gives exactly one ``SessionLost``; the client is then stopped (no silent
+  reconnect: the Client decides).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from collections.abc import Sequence
+from typing import Any
+
+import aioxmpp
+import aioxmpp.disco
+import aioxmpp.entitycaps
+import aioxmpp.errors
+import aioxmpp.httpupload.xso as upload_xso
+import aioxmpp.pep
+import aioxmpp.presence
+import aioxmpp.private_xml.xso as private_xso
+import aioxmpp.pubsub
+import aioxmpp.pubsub.xso as pubsub_xso
+import aioxmpp.roster
+
+from rostra._errors import RostraError, UnreachableError
+from rostra._schemas import Contact, Metadata, ProfileFields
+from rostra._transport import (
+    ContactRequestReceived,
+    ContactUpdated,
+    EventSink,
+    PresenceChanged,
+    ProfileChanged,
+    SessionLost,
+    TransportOptions,
+    TransportSession,
+)
+from rostra_xmpp_common import mapping, upload
+
+from ._boundary import PinnedConnector, raise_translated, translate
+from ._xso import LastActivityQuery, from_element, to_element
+
+__all__ = ["XmppSession"]
+
+_log = logging.getLogger("rostra_xmpp")
+_aioxmpp_log = logging.getLogger("rostra_xmpp.aioxmpp")
+# Prosody answers forbidden for a node that does not exist yet when the asker is not a contact.
+_NO_PROFILE = frozenset({aioxmpp.ErrorCondition.ITEM_NOT_FOUND, aioxmpp.ErrorCondition.FORBIDDEN})
+_CLOSE_TIMEOUT = 2.0
+
+
+class XmppSession(TransportSession):
+    """A connected aioxmpp Client with the services Rostra needs. Build it with ``await XmppSession.open(...)``."""
+
+    def __init__(self, client: aioxmpp.Client, options: TransportOptions, events: EventSink) -> None:
+        self._client = client
+        self._options = options
+        self._events = events
+        self._closing = False
+        self._lost = False
+        self._opened = False  # SessionLost only after open() returned
+        self._upload_service: aioxmpp.JID | bool | None = False  # False: not discovered yet
+        self._items_request = from_element(mapping.build_profile_items_request(), pubsub_xso.Request)
+        self._roster = client.summon(aioxmpp.RosterClient)
+        self._presence = client.summon(aioxmpp.PresenceClient)
+        self._presence_server = client.summon(aioxmpp.PresenceServer)
+        self._disco = client.summon(aioxmpp.DiscoClient)
+        client.summon(aioxmpp.EntityCapsService)
+        pubsub = client.summon(aioxmpp.PubSubClient)
+        # The claim must be kept: dropping it withdraws the +notify feature (and so the PEP events).
+        self._claim = client.summon(aioxmpp.PEPClient).claim_pep_node(mapping.PROFILE_NODE, notify=True)
+        pubsub.on_item_published.connect(self._on_item_published)
+        self._roster.on_subscribe.connect(self._on_subscribe)
+        self._roster.on_entry_added.connect(self._on_entry_changed)
+        self._roster.on_entry_subscription_state_changed.connect(self._on_entry_changed)
+        self._roster.on_entry_removed.connect(self._on_entry_removed)
+        self._presence.on_bare_available.connect(self._on_bare_available)
+        self._presence.on_bare_unavailable.connect(self._on_bare_unavailable)
+        client.on_stream_destroyed.connect(self._on_stream_destroyed)
+        client.on_failure.connect(self._on_failure)
+
+    @classmethod
+    async def open(
+        cls,
+        jid: aioxmpp.JID,
+        security_layer: Any,
+        peer: list[tuple[str, int, PinnedConnector]],
+        options: TransportOptions,
+        events: EventSink,
+    ) -> XmppSession:
+        """Connect, authenticate, bind, send available presence; raises aioxmpp exceptions (translated by caller)."""
+        client = aioxmpp.Client(
+            jid,
+            security_layer,
+            override_peer=peer,
+            max_initial_attempts=1,
+            logger=_aioxmpp_log,
+            negotiation_timeout=timedelta(seconds=options.connect_timeout),
+        )
+        session = cls(client, options, events)
+        try:
+            await _start(client, options.connect_timeout)
+        except BaseException:
+            session._closing = True
+            await session._stop_client()
+            raise
+        session._presence_server.set_presence(aioxmpp.PresenceState(available=True))
+        session._opened = True
+        return session
+
+    @property
+    def jid(self) -> str:
+        return str(self._client.local_jid.bare())
+
+    # -- requests --------------------------------------------------------------------------------------------------
+
+    async def _raw_send(self, iq: aioxmpp.IQ, operation: str) -> Any:
+        """Send ``iq`` and return the result payload; aioxmpp's exceptions pass through untranslated."""
+        if self._lost or self._closing:
+            raise UnreachableError(f"{operation.replace('_', ' ')}: the session is closed: connect again")
+        return await self._client.send(iq, timeout=self._options.request_timeout)
+
+    async def _send(self, iq: aioxmpp.IQ, operation: str) -> Any:
+        """Send ``iq`` and return the result payload; every failure is a RostraError."""
+        with translate(operation):
+            return await self._raw_send(iq, operation)
+
+    @staticmethod
+    def _bare(user_jid: str) -> aioxmpp.JID:
+        with translate("parse_jid"):
+            try:
+                return aioxmpp.JID.fromstr(user_jid).bare()
+            except ValueError:
+                raise mapping.error_from_condition("jid-malformed", operation="address", text=None) from None
+
+    async def get_profile(self, user_jid: str) -> ProfileFields:
+        iq = aioxmpp.IQ(type_=aioxmpp.IQType.GET, to=self._bare(user_jid), payload=self._items_request)
+        try:
+            result = await self._raw_send(iq, "get_profile")
+        except aioxmpp.errors.XMPPError as exc:
+            if exc.condition in _NO_PROFILE:
+                return ProfileFields()  # no readable profile node (or no such user: servers do not tell)
+            raise_translated(exc, operation="get_profile")
+        except Exception as exc:
+            raise_translated(exc, operation="get_profile")
+        items = result.payload.items if result is not None and result.payload is not None else []
+        with translate("get_profile"):
+            return mapping.profile_from_payloads(items[0].unregistered_payload) if items else ProfileFields()
+
+    async def set_profile(self, fields: ProfileFields) -> ProfileFields:
+        publish = mapping.build_profile_publish(fields)
+        stored = mapping.parse_vcard(publish[0][0][0])  # what the server will store: pubsub/publish/item/vcard
+        iq = aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=from_element(publish, pubsub_xso.Request))
+        try:
+            await self._raw_send(iq, "set_profile")
+        except aioxmpp.errors.XMPPError as exc:
+            if not _is_precondition_not_met(exc):
+                raise_translated(exc, operation="set_profile")
+            # The node exists with another access model: make it open, then publish again.
+            owner = from_element(mapping.build_profile_node_configure(), pubsub_xso.OwnerRequest)
+            await self._send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=owner), "set_profile")
+            retry = from_element(mapping.build_profile_publish(fields), pubsub_xso.Request)
+            await self._send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=retry), "set_profile")
+        except Exception as exc:
+            raise_translated(exc, operation="set_profile")
+        return stored
+
+    async def _find_upload_service(self) -> aioxmpp.JID | None:
+        if self._upload_service is False:
+            domain = self._client.local_jid.replace(localpart=None, resource=None)
+            found: aioxmpp.JID | None = None
+            with translate("upload"):
+                items = await self._disco.query_items(domain, timeout=self._options.request_timeout)
+                for candidate in [domain, *(item.jid for item in items.items)]:
+                    info = await self._disco.query_info(candidate, timeout=self._options.request_timeout)
+                    if mapping.NS_UPLOAD in info.features:
+                        found = candidate
+                        break
+            self._upload_service = found
+        return self._upload_service
+
+    async def upload(self, data: bytes, *, filename: str, content_type: str) -> str | None:
+        service = await self._find_upload_service()
+        if service is None:
+            return None
+        request = from_element(mapping.build_upload_request(filename, len(data), content_type), upload_xso.Request)
+        slot_xso = await self._send(aioxmpp.IQ(type_=aioxmpp.IQType.GET, to=service, payload=request), "upload")
+        slot = mapping.parse_upload_slot(to_element(slot_xso))
+        verify: Any = self._options.ssl_context or self._options.ca_file or True
+        if not self._options.verify_tls:
+            verify = False
+        await upload.put_file(
+            slot.put_url, data, content_type, slot.headers, verify=verify, timeout=self._options.request_timeout
+        )
+        return slot.get_url
+
+    async def get_last_seen(self, user_jid: str) -> int:
+        iq = aioxmpp.IQ(type_=aioxmpp.IQType.GET, to=self._bare(user_jid), payload=LastActivityQuery())
+        result = await self._send(iq, "last_seen")
+        return mapping.parse_last_activity(to_element(result))
+
+    async def get_metadata(self) -> Metadata | None:
+        query = from_element(mapping.build_private_get(), private_xso.Query)
+        result = await self._send(aioxmpp.IQ(type_=aioxmpp.IQType.GET, payload=query), "get_metadata")
+        return mapping.parse_private_result(to_element(result))
+
+    async def set_metadata(self, metadata: Metadata) -> None:
+        query = from_element(mapping.build_private_set(metadata), private_xso.Query)
+        await self._send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=query), "set_metadata")
+
+    # -- contacts ----------------------------------------------------------------------------------------------------
+
+    async def add_contact(self, user_jid: str) -> None:
+        peer = self._bare(user_jid)
+        with translate("add_contact"):
+            if peer not in self._roster.items:
+                await self._roster.set_entry(peer, timeout=self._options.request_timeout)
+            self._roster.approve(peer)  # pre-approval (RFC 6121 3.4), or the answer to their pending request
+            self._roster.subscribe(peer)
+
+    async def answer_contact_request(self, user_jid: str, *, accept: bool) -> None:
+        peer = self._bare(user_jid)
+        with translate("answer_contact_request"):
+            if accept:
+                self._roster.approve(peer)
+                self._roster.subscribe(peer)
+            else:
+                self._client.enqueue(aioxmpp.Presence(type_=aioxmpp.PresenceType.UNSUBSCRIBED, to=peer))
+
+    async def remove_contact(self, user_jid: str) -> None:
+        peer = self._bare(user_jid)
+        with translate("remove_contact"):
+            if peer in self._roster.items:
+                await self._roster.remove_entry(peer, timeout=self._options.request_timeout)
+
+    async def get_contacts(self) -> Sequence[Contact]:
+        with translate("get_contacts"):
+            return [_contact(item) for item in self._roster.items.values()]
+
+    # -- pushes from the server ------------------------------------------------------------------------------------
+
+    def _emit(self, event: Any) -> None:
+        try:
+            self._events(event)
+        except Exception:  # a faulty sink must not break aioxmpp's dispatch
+            _log.exception("the event sink failed on %r", event)
+
+    def _on_item_published(self, jid: aioxmpp.JID, node: str, item: Any, *, message: Any = None) -> None:
+        if node != mapping.PROFILE_NODE:
+            return
+        try:
+            fields = mapping.profile_from_payloads(item.unregistered_payload)
+        except RostraError:
+            _log.info("ignored a malformed profile event from %s", jid)
+            return
+        self._emit(ProfileChanged(user_jid=str(jid.bare()), fields=fields))
+
+    def _on_subscribe(self, stanza: aioxmpp.Presence) -> None:
+        peer = stanza.from_.bare()
+        item = self._roster.items.get(peer)
+        if item is not None and (item.ask == "subscribe" or item.subscription in ("to", "both")):
+            self._roster.approve(peer)  # someone we added: accepted without asking the user
+            return
+        self._emit(ContactRequestReceived(user_jid=str(peer)))
+
+    def _on_entry_changed(self, item: Any) -> None:
+        self._emit(ContactUpdated(contact=_contact(item)))
+
+    def _on_entry_removed(self, item: Any) -> None:
+        gone = mapping.contact_from_roster(str(item.jid), "none")
+        self._emit(ContactUpdated(contact=gone, removed=True))
+
+    def _on_bare_available(self, stanza: aioxmpp.Presence) -> None:
+        peer = stanza.from_.bare()
+        if peer != self._client.local_jid.bare():
+            self._emit(PresenceChanged(user_jid=str(peer), online=True))
+
+    def _on_bare_unavailable(self, stanza: aioxmpp.Presence) -> None:
+        peer = stanza.from_.bare()
+        if peer != self._client.local_jid.bare():
+            self._emit(PresenceChanged(user_jid=str(peer), online=False))
+
+    def _lose(self, why: str) -> None:
+        if self._closing or self._lost or not self._opened:
+            return
+        self._lost = True
+        error = UnreachableError(f"The connection to the XMPP server was lost ({why}): connect again")
+        self._emit(SessionLost(error=error))
+        self._client.stop()
+
+    def _on_stream_destroyed(self, reason: BaseException | None = None) -> None:
+        self._lose(type(reason).__name__ if reason is not None else "stream closed")
+
+    def _on_failure(self, err: BaseException) -> None:
+        self._lose(type(err).__name__)
+
+    # -- the end -------------------------------------------------------------------------------------------------------
+
+    async def _stop_client(self) -> None:
+        client = self._client
+        if not client.running:
+            return
+        stopped = client.on_stopped.future()
+        failed = client.on_failure.future()
+        client.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait([stopped, failed], timeout=_CLOSE_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        for fut in (stopped, failed):
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # retrieved: no "Future exception was never retrieved"
+            fut.cancel()
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        try:
+            if not self._lost and self._client.established:
+                self._presence_server.set_presence(aioxmpp.PresenceState(available=False))
+            await self._stop_client()
+        except Exception:  # close never raises, by contract
+            _log.debug("error while closing the XMPP session", exc_info=True)
+
+
+async def _start(client: aioxmpp.Client, wait: float) -> None:
+    """Start ``client``; return once its stream is established, or raise why not (``TimeoutError`` after timeout)."""
+    established = client.on_stream_established.future()
+    failed = client.on_failure.future()
+    client.start()
+    try:
+        done, _ = await asyncio.wait([established, failed], timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for fut in (established, failed):
+            fut.cancel()
+    if failed in done:
+        raise failed.result()
+    if established not in done:
+        raise TimeoutError
+
+
+def _is_precondition_not_met(exc: aioxmpp.errors.XMPPError) -> bool:
+    app = exc.application_defined_condition
+    return exc.condition == aioxmpp.ErrorCondition.CONFLICT and getattr(app, "TAG", ("", ""))[1] == (
+        "precondition-not-met"
+    )
+
+
+def _contact(item: Any) -> Contact:
+    return mapping.contact_from_roster(str(item.jid), item.subscription, item.ask)
+
+

@@ -1,0 +1,141 @@
+"""``xmpp://`` (STARTTLS) and ``xmpps://`` (direct TLS) on aioxmpp.
+
+Rules:
+- The URL names exactly where to connect; the XMPP domain is ``?domain=``, ``options.extra["domain"]``, or the
+  host, except that a loopback IP literal means ``localhost`` (docs/architecture.md).
+- Payloads come from ``rostra_xmpp_common.mapping``; aioxmpp exceptions are translated in ``_boundary`` only.
+- aioxmpp is asyncio-only and its objects are built inside the running loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from urllib.parse import parse_qs, urlsplit
+
+import aioxmpp
+import aioxmpp.connector
+import aioxmpp.ibr.xso as ibr_xso
+import aioxmpp.node
+import aioxmpp.protocol
+
+from rostra._errors import InvalidInputError
+from rostra._transport import EventSink, Transport, TransportOptions, TransportSession
+from rostra_xmpp_common import mapping
+
+from ._boundary import PinnedConnector, TlsPolicy, raise_translated, translate
+from ._session import XmppSession
+from ._xso import from_element
+
+__all__ = ["XmppTransport"]
+
+_DEFAULT_PORTS = {"xmpp": 5222, "xmpps": 5223}
+
+
+def _domain_for(host: str, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return "localhost"
+    except ValueError:
+        pass
+    return host
+
+
+class XmppTransport(Transport):
+    """XMPP over TCP with TLS: STARTTLS for ``xmpp://host[:port]``, direct TLS for ``xmpps://host[:port]``."""
+
+    schemes = ("xmpp", "xmpps")
+
+    def __init__(self, url: str, options: TransportOptions) -> None:
+        super().__init__(url, options)
+        parts = urlsplit(url)
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise InvalidInputError(f"Server URL {url!r} is not xmpp://host[:port] or xmpps://host[:port]")
+        try:
+            port = parts.port
+        except ValueError:
+            raise InvalidInputError(f"Server URL {url!r} has an invalid port") from None
+        self._direct_tls = parts.scheme == "xmpps"
+        self._host = parts.hostname
+        self._port = port or _DEFAULT_PORTS[parts.scheme]
+        query_domain = next(iter(parse_qs(parts.query).get("domain", [])), None)
+        extra_domain = options.extra.get("domain")
+        self._domain = _domain_for(self._host, query_domain or (str(extra_domain) if extra_domain else None))
+
+    @property
+    def domain(self) -> str:
+        return self._domain
+
+    def _policy(self) -> TlsPolicy:
+        return TlsPolicy(self._domain, self.options.ca_file, self.options.verify_tls)
+
+    def _peer(self, policy: TlsPolicy) -> list[tuple[str, int, PinnedConnector]]:
+        inner = aioxmpp.connector.XMPPOverTLSConnector() if self._direct_tls else aioxmpp.connector.STARTTLSConnector()
+        return [(self._host, self._port, PinnedConnector(inner, policy))]
+
+    def _jid(self, username: str) -> aioxmpp.JID:
+        try:
+            return aioxmpp.JID(username, self._domain, None)
+        except ValueError:
+            raise InvalidInputError(f"{username!r} is not a valid XMPP username") from None
+
+    async def register_account(self, username: str, password: str) -> None:
+        """Create the account by XEP-0077 on an unauthenticated stream; see ``Transport.register_account``."""
+        jid = self._jid(username)
+        policy = self._policy()
+        query = from_element(mapping.build_register_query(username, password), ibr_xso.Query)
+        stream = None
+        try:
+            _, stream, _ = await asyncio.wait_for(
+                aioxmpp.node.connect_xmlstream(
+                    jid,
+                    policy.security_layer(None),
+                    negotiation_timeout=self.options.connect_timeout,
+                    override_peer=self._peer(policy),
+                ),
+                self.options.connect_timeout,
+            )
+            await _register(stream, jid.replace(localpart=None), query, self.options.request_timeout)
+        except BaseException as exc:
+            raise_translated(exc, operation="register", policy=policy)
+        finally:
+            if stream is not None:
+                await _close_stream(stream)
+
+    async def open_session(self, username: str, password: str, events: EventSink) -> TransportSession:
+        """Log in with SASL (SCRAM first) and bind; see ``Transport.open_session``."""
+        jid = self._jid(username)
+        policy = self._policy()
+        with translate("connect", policy):
+            return await XmppSession.open(
+                jid,
+                policy.security_layer(password),
+                self._peer(policy),
+                self.options,
+                events,
+            )
+
+
+async def _register(stream: aioxmpp.protocol.XMLStream, to: aioxmpp.JID, query: object, wait: float) -> None:
+    """Send the registration IQ and raise the XMPPError of an error reply (aioxmpp.ibr.register swallows it)."""
+    iq = aioxmpp.IQ(type_=aioxmpp.IQType.SET, to=to, payload=query)
+    iq.autoset_id()
+    reply = await aioxmpp.protocol.send_and_wait_for(stream, [iq], [aioxmpp.IQ], timeout=wait)
+    if reply.type_ == aioxmpp.IQType.ERROR:
+        raise reply.error.to_exception()
+
+
+async def _close_stream(stream: aioxmpp.protocol.XMLStream) -> None:
+    """Send the stream footer and wait (briefly) for the server's; never raises."""
+    # aioxmpp creates an error future per stream; retrieve it so it is not reported as "never retrieved".
+    error = stream.error_future()
+    try:
+        await asyncio.wait_for(stream.close_and_wait(), 2.0)
+    except (Exception, asyncio.CancelledError):
+        stream.abort()
+    if error.done() and not error.cancelled():
+        error.exception()
+    else:
+        error.cancel()
