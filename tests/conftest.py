@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from _prosody import prosody  # noqa: F401  (the session's Prosody, started by the suite)
 
 SERVER_KINDS = ["memory", "xmpp"]
 
