@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+
 from _prosody import prosody  # noqa: F401  (the session's Prosody, started by the suite)
 
 SERVER_KINDS = ["memory", "xmpp"]
@@ -26,8 +27,8 @@ def server_url(server_kind: str, request: pytest.FixtureRequest) -> Iterator[str
         # A server of its own for each test: memory://NAME keys the in-process server registry.
         yield f"memory://test-{uuid.uuid4().hex}"
     else:
-        prosody = request.getfixturevalue("prosody")
-        yield prosody.xmpp_url
+        server = request.getfixturevalue("prosody")
+        yield server.xmpp_url
 
 
 @pytest.fixture
@@ -35,5 +36,5 @@ def client_options(server_kind: str, request: pytest.FixtureRequest) -> dict[str
     """Keyword options for rostra.Client matching ``server_url`` (the CA file for Prosody's TLS)."""
     if server_kind == "memory":
         return {}
-    prosody = request.getfixturevalue("prosody")
-    return {"ca_file": str(prosody.ca_file)}
+    server = request.getfixturevalue("prosody")
+    return {"ca_file": str(server.ca_file)}

@@ -11,16 +11,16 @@ from __future__ import annotations
 import io
 import tempfile
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from ._client import Client
 from ._errors import RostraError
-from ._schemas import ContactEvent, Event, ProfileEvent, Response, encode
+from ._schemas import ContactEvent, Event, Metadata, ProfileEvent, Response, encode
 
 __all__ = ["run_demo"]
 
@@ -61,18 +61,22 @@ class _Demo:
 
 
 def _print_event(received_by: str, event: Event) -> None:
-    from .cli import emit
-
     import json
+
+    from .cli import emit
 
     emit({**json.loads(encode(event)), "receivedBy": received_by})
 
 
+def _printer(received_by: str) -> Callable[[Event], None]:
+    return lambda event: _print_event(received_by, event)
+
+
 async def _wait_for(
-    stream: anyio.abc.ObjectReceiveStream[Event], predicate: Any, timeout: float, received_by: str
+    stream: MemoryObjectReceiveStream[Event], predicate: Callable[[Event], bool], within: float, received_by: str
 ) -> Event | None:
-    """The first event on ``stream`` that satisfies ``predicate``, printed; None after ``timeout`` seconds."""
-    with anyio.move_on_after(timeout):
+    """The first event on ``stream`` that satisfies ``predicate``, printed; None after ``within`` seconds."""
+    with anyio.move_on_after(within):
         async for event in stream:
             if predicate(event):
                 _print_event(received_by, event)
@@ -87,13 +91,14 @@ async def run_demo(*, event_timeout: float = 10.0, **client_options: Any) -> int
         image_path = Path(tmp) / "avatar.png"
         image_path.write_bytes(_demo_png())
         async with Client(**client_options) as alice_sdk, Client(**client_options) as bob_sdk:
-            alice_reg = await demo.step("register", alice_sdk.register(f"Alice{suffix}", {"plan": "demo", "beta": True}))
+            metadata: Metadata = {"plan": "demo", "beta": True}
+            alice_reg = await demo.step("register", alice_sdk.register(f"Alice{suffix}", metadata))
             bob_reg = await demo.step("register", bob_sdk.register(f"Bob{suffix}"))
             if alice_reg is None or bob_reg is None:
                 return 1
             alice, bob = alice_reg.data, bob_reg.data  # type: ignore[attr-defined]
-            for sdk, name in ((alice_sdk, "alice"), (bob_sdk, "bob")):
-                sdk.add_connection_listener(lambda event, who=name: _print_event(who, event))
+            alice_sdk.add_connection_listener(_printer(alice.user_jid))
+            bob_sdk.add_connection_listener(_printer(bob.user_jid))
             async with alice_sdk.events() as alice_events, bob_sdk.events() as bob_events:
                 if await demo.step("connect", alice_sdk.connect(alice.username, alice.password)) is None:
                     return 1
@@ -118,15 +123,21 @@ async def run_demo(*, event_timeout: float = 10.0, **client_options: Any) -> int
                 for label, image in (("file", str(image_path)), ("url", IMAGE_URL)):
                     fields: dict[str, Any] = {"image": image}
                     if label == "file":
-                        fields.update(name="Alice 👩‍💻", status="Hello from Rostra <&>", mobile_number="+14155552671",
-                                      email="alice@example.com")
+                        fields.update(
+                            name="Alice 👩‍💻",
+                            status="Hello from Rostra <&>",
+                            mobile_number="+14155552671",
+                            email="alice@example.com",
+                        )
                     updated = await demo.step("setUserProfile", alice_sdk.set_user_profile(**fields))
                     if updated is None:
                         continue
                     stored = updated.data  # type: ignore[attr-defined]
-                    received = await _wait_for(
-                        bob_events, lambda e: from_alice(e) and e.data == stored, event_timeout, bob.user_jid
-                    )
+
+                    def is_update(event: Event, stored: Any = stored) -> bool:
+                        return from_alice(event) and isinstance(event, ProfileEvent) and event.data == stored
+
+                    received = await _wait_for(bob_events, is_update, event_timeout, bob.user_jid)
                     if received is None:
                         demo.print_step("profileEvent", RostraError(f"{bob.user_jid} got no profile event in time"))
                 await _drain(alice_events)
@@ -138,7 +149,7 @@ async def run_demo(*, event_timeout: float = 10.0, **client_options: Any) -> int
     return 1 if demo.failed else 0
 
 
-async def _drain(stream: anyio.abc.ObjectReceiveStream[Event]) -> None:
+async def _drain(stream: MemoryObjectReceiveStream[Event]) -> None:
     while True:
         try:
             stream.receive_nowait()

@@ -81,7 +81,9 @@ async def _as_user(args: argparse.Namespace, action: Callable[[Client], Any]) ->
     store = FileCredentialStore(args.credentials)
     creds = store.get(args.server, args.user.lower())
     if creds is None:
-        raise _UsageError(f"No stored credentials for {args.user!r} on {args.server}: run `rostra register {args.user}`")
+        raise _UsageError(
+            f"No stored credentials for {args.user!r} on {args.server}: run `rostra register {args.user}`"
+        )
     async with Client(credential_store=store, **_client_kwargs(args)) as sdk:
         await sdk.connect(creds.username, creds.password)
         try:
@@ -127,7 +129,12 @@ def _contacts(args: argparse.Namespace) -> Callable[[Client], Any]:
         return lambda sdk: sdk.get_contacts()
     if args.jid is None:
         raise _UsageError(f"contacts {args.action} needs a JID")
-    method = {"add": "add_contact", "remove": "remove_contact", "accept": "accept_contact", "decline": "decline_contact"}
+    method = {
+        "add": "add_contact",
+        "remove": "remove_contact",
+        "accept": "accept_contact",
+        "decline": "decline_contact",
+    }
     return lambda sdk: getattr(sdk, method[args.action])(args.jid)
 
 
@@ -176,17 +183,28 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, server_default: 
         default=server_default if server_default is not None else argparse.SUPPRESS,
         help="server URL: memory:// (in-process, default), xmpp://host[:port], xmpps://host[:port], ws(s)://...",
     )
-    parser.add_argument("--ca-file", default=argparse.SUPPRESS if server_default is None else None,
-                        help="PEM file of the CA that signs the server certificate (e.g. dev-server's caFile)")
-    parser.add_argument("--insecure", action="store_true", default=argparse.SUPPRESS if server_default is None else False,
-                        help="do NOT verify the server certificate (explicit opt-out; never in production)")
+    parser.add_argument(
+        "--ca-file",
+        default=argparse.SUPPRESS if server_default is None else None,
+        help="PEM file of the CA that signs the server certificate (e.g. dev-server's caFile)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=argparse.SUPPRESS if server_default is None else False,
+        help="do NOT verify the server certificate (explicit opt-out; never in production)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rostra", description="Rostra: a Profile API on open XMPP servers.")
     _add_connection_options(parser, server_default=os.environ.get("ROSTRA_SERVER", _DEFAULT_SERVER))
-    parser.add_argument("--credentials", type=Path, default=_default_credentials_path(),
-                        help="credential file (JSON, mode 0600); default $ROSTRA_CREDENTIALS or ~/.config/rostra/credentials.json")
+    parser.add_argument(
+        "--credentials",
+        type=Path,
+        default=_default_credentials_path(),
+        help="credential file (JSON, mode 0600); default $ROSTRA_CREDENTIALS or ~/.config/rostra/credentials.json",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="the whole Profile API, step by step, as JSON lines (the main job)")
