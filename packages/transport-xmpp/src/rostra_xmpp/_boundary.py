@@ -43,6 +43,36 @@ for _name in ("rostra_xmpp", "aioxmpp"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
 
 
+def _is_library_noise(record: logging.LogRecord) -> bool:
+    """True for asyncio's reports of exceptions that aioxmpp/aioopenssl left behind after a failed connection.
+
+    Those exceptions were already translated for the caller (e.g. a certificate that failed verification);
+    asyncio would otherwise print them ("Fatal error on tls handshake", "Future exception was never retrieved").
+    """
+    exc = record.exc_info[1] if record.exc_info else None
+    if exc is None:
+        return False
+    if isinstance(exc, ConnectionError) and str(exc) == "stream shut down":  # aioxmpp's own wording
+        return True
+    while exc is not None:
+        tb = exc.__traceback__
+        while tb is not None:
+            filename = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+            if "/aioopenssl/" in filename or "/aioxmpp/" in filename:
+                return True
+            tb = tb.tb_next
+        exc = exc.__context__
+    return False
+
+
+class _LibraryNoiseFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _is_library_noise(record)
+
+
+logging.getLogger("asyncio").addFilter(_LibraryNoiseFilter())
+
+
 class PinnedConnectError(Exception):
     """The pinned host:port could not be reached (wraps the cause); deliberately not an OSError."""
 
@@ -143,7 +173,7 @@ class PinnedConnector(aioxmpp.connector.BaseConnector):  # type: ignore[misc]
     async def connect(self, loop: Any, metadata: Any, domain: str, host: str, port: int, *args: Any, **kw: Any) -> Any:
         try:
             return await self._inner.connect(loop, metadata, domain, host, port, *args, **kw)
-        except (OSError, OpenSSL.SSL.Error, aioxmpp.errors.StreamNegotiationFailure, EOFError) as exc:
+        except Exception as exc:  # any failure here (aioopenssl even leaks InvalidStateError) means "unreachable"
             raise PinnedConnectError(host, port, exc, self._policy.certificate_failed) from exc
 
 

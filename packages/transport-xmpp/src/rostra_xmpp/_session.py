@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
 from collections.abc import Sequence
-from typing import Any
+from datetime import timedelta
+from typing import Any, NoReturn
 
 import aioxmpp
 import aioxmpp.disco
@@ -27,6 +27,7 @@ import aioxmpp.private_xml.xso as private_xso
 import aioxmpp.pubsub
 import aioxmpp.pubsub.xso as pubsub_xso
 import aioxmpp.roster
+import aioxmpp.roster.xso as roster_xso
 
 from rostra._errors import RostraError, UnreachableError
 from rostra._schemas import Contact, Metadata, ProfileFields
@@ -51,6 +52,14 @@ _log = logging.getLogger("rostra_xmpp")
 _aioxmpp_log = logging.getLogger("rostra_xmpp.aioxmpp")
 # Prosody answers forbidden for a node that does not exist yet when the asker is not a contact.
 _NO_PROFILE = frozenset({aioxmpp.ErrorCondition.ITEM_NOT_FOUND, aioxmpp.ErrorCondition.FORBIDDEN})
+# What a server without server-to-server answers for another domain (Prosody: not-allowed).
+_REMOTE_REFUSED = frozenset(
+    {
+        aioxmpp.ErrorCondition.NOT_ALLOWED,
+        aioxmpp.ErrorCondition.REMOTE_SERVER_NOT_FOUND,
+        aioxmpp.ErrorCondition.SERVICE_UNAVAILABLE,
+    }
+)
 _CLOSE_TIMEOUT = 2.0
 
 
@@ -64,6 +73,7 @@ class XmppSession(TransportSession):
         self._closing = False
         self._lost = False
         self._opened = False  # SessionLost only after open() returned
+        self._published: ProfileFields | None = None
         self._upload_service: aioxmpp.JID | bool | None = False  # False: not discovered yet
         self._items_request = from_element(mapping.build_profile_items_request(), pubsub_xso.Request)
         self._roster = client.summon(aioxmpp.RosterClient)
@@ -127,8 +137,17 @@ class XmppSession(TransportSession):
 
     async def _send(self, iq: aioxmpp.IQ, operation: str) -> Any:
         """Send ``iq`` and return the result payload; every failure is a RostraError."""
-        with translate(operation):
+        try:
             return await self._raw_send(iq, operation)
+        except Exception as exc:
+            self._raise(exc, iq.to, operation)
+
+    def _raise(self, exc: BaseException, to: aioxmpp.JID | None, operation: str) -> NoReturn:
+        """Translate ``exc``; a server that refuses to talk to ``to``'s remote domain means: not found from here."""
+        remote = to is not None and to.domain != self._client.local_jid.domain
+        if remote and isinstance(exc, aioxmpp.errors.XMPPError) and exc.condition in _REMOTE_REFUSED:
+            raise mapping.error_from_condition("remote-server-not-found", operation=operation, text=exc.text)
+        raise_translated(exc, operation=operation)
 
     @staticmethod
     def _bare(user_jid: str) -> aioxmpp.JID:
@@ -145,9 +164,9 @@ class XmppSession(TransportSession):
         except aioxmpp.errors.XMPPError as exc:
             if exc.condition in _NO_PROFILE:
                 return ProfileFields()  # no readable profile node (or no such user: servers do not tell)
-            raise_translated(exc, operation="get_profile")
+            self._raise(exc, iq.to, "get_profile")
         except Exception as exc:
-            raise_translated(exc, operation="get_profile")
+            self._raise(exc, iq.to, "get_profile")
         items = result.payload.items if result is not None and result.payload is not None else []
         with translate("get_profile"):
             return mapping.profile_from_payloads(items[0].unregistered_payload) if items else ProfileFields()
@@ -168,6 +187,7 @@ class XmppSession(TransportSession):
             await self._send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=retry), "set_profile")
         except Exception as exc:
             raise_translated(exc, operation="set_profile")
+        self._published = stored
         return stored
 
     async def _find_upload_service(self) -> aioxmpp.JID | None:
@@ -217,6 +237,11 @@ class XmppSession(TransportSession):
 
     async def add_contact(self, user_jid: str) -> None:
         peer = self._bare(user_jid)
+        if peer.domain != self._client.local_jid.domain:
+            # A subscription to an unreachable domain would fail silently later: ask the domain once, now.
+            probe = from_element(mapping.build_disco_info_query(), aioxmpp.disco.xso.InfoQuery)
+            probe_iq = aioxmpp.IQ(type_=aioxmpp.IQType.GET, to=peer.replace(localpart=None), payload=probe)
+            await self._send(probe_iq, "add_contact")
         with translate("add_contact"):
             if peer not in self._roster.items:
                 await self._roster.set_entry(peer, timeout=self._options.request_timeout)
@@ -239,8 +264,11 @@ class XmppSession(TransportSession):
                 await self._roster.remove_entry(peer, timeout=self._options.request_timeout)
 
     async def get_contacts(self) -> Sequence[Contact]:
-        with translate("get_contacts"):
-            return [_contact(item) for item in self._roster.items.values()]
+        # Asked of the server, not of aioxmpp's cache: roster pushes are applied by a task that may not have run
+        # yet when our own roster change returns.
+        query = from_element(mapping.build_roster_query(), roster_xso.Query)
+        result = await self._send(aioxmpp.IQ(type_=aioxmpp.IQType.GET, payload=query), "get_contacts")
+        return mapping.parse_roster(to_element(result))
 
     # -- pushes from the server ------------------------------------------------------------------------------------
 
@@ -258,7 +286,10 @@ class XmppSession(TransportSession):
         except RostraError:
             _log.info("ignored a malformed profile event from %s", jid)
             return
-        self._emit(ProfileChanged(user_jid=str(jid.bare()), fields=fields))
+        user_jid = str(jid.bare())
+        if user_jid == self.jid and fields == self._published:
+            return  # the echo of our own publish (other sessions of ours do get it)
+        self._emit(ProfileChanged(user_jid=user_jid, fields=fields))
 
     def _on_subscribe(self, stanza: aioxmpp.Presence) -> None:
         peer = stanza.from_.bare()
@@ -321,7 +352,10 @@ class XmppSession(TransportSession):
         self._closing = True
         try:
             if not self._lost and self._client.established:
-                self._presence_server.set_presence(aioxmpp.PresenceState(available=False))
+                token = self._presence_server.set_presence(aioxmpp.PresenceState(available=False))
+                if token is not None:  # let the unavailable presence leave before the stream ends
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(token, _CLOSE_TIMEOUT)
             await self._stop_client()
         except Exception:  # close never raises, by contract
             _log.debug("error while closing the XMPP session", exc_info=True)
@@ -352,5 +386,3 @@ def _is_precondition_not_met(exc: aioxmpp.errors.XMPPError) -> bool:
 
 def _contact(item: Any) -> Contact:
     return mapping.contact_from_roster(str(item.jid), item.subscription, item.ask)
-
-
