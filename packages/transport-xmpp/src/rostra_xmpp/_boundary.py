@@ -43,36 +43,6 @@ for _name in ("rostra_xmpp", "aioxmpp"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
 
 
-def _is_library_noise(record: logging.LogRecord) -> bool:
-    """True for asyncio's reports of exceptions that aioxmpp/aioopenssl left behind after a failed connection.
-
-    Those exceptions were already translated for the caller (e.g. a certificate that failed verification);
-    asyncio would otherwise print them ("Fatal error on tls handshake", "Future exception was never retrieved").
-    """
-    exc = record.exc_info[1] if record.exc_info else None
-    if exc is None:
-        return False
-    if isinstance(exc, ConnectionError) and str(exc) == "stream shut down":  # aioxmpp's own wording
-        return True
-    while exc is not None:
-        tb = exc.__traceback__
-        while tb is not None:
-            filename = tb.tb_frame.f_code.co_filename.replace("\\", "/")
-            if "/aioopenssl/" in filename or "/aioxmpp/" in filename:
-                return True
-            tb = tb.tb_next
-        exc = exc.__context__
-    return False
-
-
-class _LibraryNoiseFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not _is_library_noise(record)
-
-
-logging.getLogger("asyncio").addFilter(_LibraryNoiseFilter())
-
-
 class PinnedConnectError(Exception):
     """The pinned host:port could not be reached (wraps the cause); deliberately not an OSError."""
 
@@ -108,6 +78,8 @@ class _Verifier(sl.CertificateVerifier):  # type: ignore[misc]
 
     def setup_context(self, ctx: OpenSSL.SSL.Context, transport: Any) -> None:
         self.transport = transport
+        self._policy.stream = getattr(transport, "_protocol", None)
+        _quiet_handshake_failure(transport)
         if not self._policy.verify:
             ctx.set_verify(OpenSSL.SSL.VERIFY_NONE, lambda *args: True)
             return
@@ -127,6 +99,26 @@ class _Verifier(sl.CertificateVerifier):  # type: ignore[misc]
         return None
 
 
+def _quiet_handshake_failure(transport: Any) -> None:
+    """Make a failed TLS handshake a plain exception of the connect call, and nothing else.
+
+    aioopenssl 0.6 reports it to the event loop's exception handler ("Fatal error on tls handshake") and then
+    sets its waiter twice (an InvalidStateError in a loop callback). The failure is already raised to the caller
+    (and translated), so this instance closes without either report.
+    """
+    if not hasattr(transport, "_force_close") or not hasattr(transport, "_waiter"):
+        return  # another aioopenssl: leave it alone
+
+    def fatal_error(exc: BaseException, msg: str) -> None:
+        waiter = transport._waiter
+        transport._force_close(exc)  # also fails the waiter the connect call awaits
+        transport._waiter = None
+        if waiter is not None:  # its awaiter may be gone already: never report it as "never retrieved"
+            waiter.add_done_callback(_retrieve)
+
+    transport._fatal_error = fatal_error
+
+
 def _ssl_context() -> OpenSSL.SSL.Context:
     ctx = OpenSSL.SSL.Context(OpenSSL.SSL.TLS_CLIENT_METHOD)
     ctx.set_min_proto_version(OpenSSL.SSL.TLS1_2_VERSION)
@@ -141,6 +133,7 @@ class TlsPolicy:
         self.ca_file = ca_file
         self.verify = verify
         self.certificate_failed = False
+        self.stream: Any = None  # the XML stream of the TLS handshake, once it started
 
     def security_layer(self, password: str | None) -> sl.SecurityLayer:
         """TLS required; SASL by password (SCRAM before PLAIN, PLAIN only over TLS), or none for registration."""
@@ -153,6 +146,21 @@ class TlsPolicy:
             # One attempt: retrying a wrong password helps nobody (and may trip the server's throttle).
             providers.append(sl.PasswordSASLProvider(provide, max_auth_attempts=1))
         return sl.SecurityLayer(_ssl_context, lambda: _Verifier(self), True, providers)
+
+
+def _retrieve_stream_errors(stream: Any) -> None:
+    """Mark the failed stream's pending futures as retrieved, so asyncio does not print them when collected.
+
+    aioxmpp fails them with the TLS error (or "stream shut down") once the stream closes; the caller already
+    gets that error, translated, from the connect call.
+    """
+    for future in list(getattr(stream, "_error_futures", ())):
+        future.add_done_callback(_retrieve)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class PinnedConnector(aioxmpp.connector.BaseConnector):  # type: ignore[misc]
@@ -174,6 +182,7 @@ class PinnedConnector(aioxmpp.connector.BaseConnector):  # type: ignore[misc]
         try:
             return await self._inner.connect(loop, metadata, domain, host, port, *args, **kw)
         except Exception as exc:  # any failure here (aioopenssl even leaks InvalidStateError) means "unreachable"
+            _retrieve_stream_errors(self._policy.stream)
             raise PinnedConnectError(host, port, exc, self._policy.certificate_failed) from exc
 
 
