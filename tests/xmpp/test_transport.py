@@ -23,7 +23,9 @@ from rostra._schemas import Contact, ProfileFields
 from rostra._transport import (
     ContactRequestReceived,
     ContactUpdated,
+    PresenceChanged,
     ProfileChanged,
+    SessionLost,
     TransportEvent,
     TransportOptions,
 )
@@ -344,3 +346,28 @@ async def test_upload_returns_a_url_serving_the_bytes(login: Callable[..., objec
     async with httpx.AsyncClient() as http:
         response = await http.get(url)
     assert (response.status_code, response.content) == (200, data)
+
+
+# -- events ---------------------------------------------------------------------------------------------------------
+
+
+async def test_a_friend_going_offline_is_a_presence_change(login: Callable[..., object]) -> None:
+    alice = await login()  # type: ignore[misc]
+    bob = await login()  # type: ignore[misc]
+    await befriend(alice, bob)
+    await bob[0].close()
+    with anyio.fail_after(5):
+        event = await alice[1].first(lambda e: isinstance(e, PresenceChanged) and not e.online)
+    assert event == PresenceChanged(user_jid=bob[0].jid, online=False)
+
+
+async def test_a_lost_connection_is_reported_once_as_503(login: Callable[..., object]) -> None:
+    session, sink = await login()  # type: ignore[misc]
+    # Cut the TCP connection under the session, as a network failure would.
+    xmlstream = session._client.stream._xmlstream
+    xmlstream.transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+    with anyio.fail_after(5):
+        await sink.first(lambda e: isinstance(e, SessionLost))
+    await anyio.wait_all_tasks_blocked()
+    lost = [e for e in sink.events if isinstance(e, SessionLost)]
+    assert [e.error.status_code for e in lost] == [503]
