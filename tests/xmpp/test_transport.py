@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import aioxmpp
 import aioxmpp.node
+import aioxmpp.pubsub.xso
 import anyio
 import httpx
 import pytest
@@ -18,7 +20,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from rostra._errors import AuthenticationError, ConflictError, ForbiddenError, UnreachableError
+from rostra._errors import (
+    AuthenticationError,
+    ConflictError,
+    ForbiddenError,
+    PayloadTooLargeError,
+    UnreachableError,
+)
 from rostra._schemas import Contact, ProfileFields
 from rostra._transport import (
     ContactRequestReceived,
@@ -31,7 +39,9 @@ from rostra._transport import (
 )
 from rostra._transport import TransportSession as Session
 from rostra_xmpp._prosody import ProsodyServer
+from rostra_xmpp._xso import from_element
 from rostra_xmpp.transport import XmppTransport
+from rostra_xmpp_common import mapping
 
 pytestmark = pytest.mark.anyio
 
@@ -292,6 +302,19 @@ async def test_a_contact_receives_the_new_profile_within_a_second(login: Callabl
     assert event == ProfileChanged(user_jid=alice[0].jid, fields=TRICKY)
 
 
+async def test_a_profile_node_of_another_access_model_is_reopened(login: Callable[..., object]) -> None:
+    alice, _ = await login()  # type: ignore[misc]
+    bob, _ = await login()  # type: ignore[misc]
+    # Another client created the node readable by contacts only (Prosody's default when no options are given).
+    first = from_element(
+        mapping.build_profile_publish(ProfileFields(nick_name="old"), with_options=False),
+        aioxmpp.pubsub.xso.Request,
+    )
+    await alice._client.send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=first), timeout=5)
+    await alice.set_profile(TRICKY)
+    assert await bob.get_profile(alice.jid) == TRICKY
+
+
 # -- last activity, metadata, contacts, upload --------------------------------------------------------------------
 
 
@@ -371,3 +394,11 @@ async def test_a_lost_connection_is_reported_once_as_503(login: Callable[..., ob
     await anyio.wait_all_tasks_blocked()
     lost = [e for e in sink.events if isinstance(e, SessionLost)]
     assert [e.error.status_code for e in lost] == [503]
+
+
+async def test_an_upload_over_the_servers_limit_is_413(login: Callable[..., object]) -> None:
+    alice, _ = await login()  # type: ignore[misc]
+    too_big = bytes(11 * 1024 * 1024)  # the suite's Prosody accepts 10 MiB
+    with pytest.raises(PayloadTooLargeError) as caught:
+        await alice.upload(too_big, filename="big.png", content_type="image/png")
+    assert caught.value.status_code == 413

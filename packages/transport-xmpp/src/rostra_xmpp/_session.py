@@ -378,10 +378,9 @@ async def _start(client: aioxmpp.Client, wait: float) -> None:
 
 
 def _is_precondition_not_met(exc: aioxmpp.errors.XMPPError) -> bool:
-    app = exc.application_defined_condition
-    return exc.condition == aioxmpp.ErrorCondition.CONFLICT and getattr(app, "TAG", ("", ""))[1] == (
-        "precondition-not-met"
-    )
+    # XEP-0060 7.1.5: conflict + <precondition-not-met/>. aioxmpp drops application conditions it does not know,
+    # and a publish with options cannot conflict for another reason, so the defined condition decides.
+    return bool(exc.condition == aioxmpp.ErrorCondition.CONFLICT)
 
 
 def _contact(item: Any) -> Contact:
