@@ -151,11 +151,11 @@ class XmppSession(TransportSession):
 
     @staticmethod
     def _bare(user_jid: str) -> aioxmpp.JID:
-        with translate("parse_jid"):
-            try:
-                return aioxmpp.JID.fromstr(user_jid).bare()
-            except ValueError:
-                raise mapping.error_from_condition("jid-malformed", operation="address", text=None) from None
+        """The bare JID of ``user_jid``; malformed: ``InvalidInputError`` (the Client validates first)."""
+        try:
+            return aioxmpp.JID.fromstr(user_jid).bare()
+        except ValueError:
+            raise mapping.error_from_condition("jid-malformed", operation="address", text=None) from None
 
     async def get_profile(self, user_jid: str) -> ProfileFields:
         iq = aioxmpp.IQ(type_=aioxmpp.IQType.GET, to=self._bare(user_jid), payload=self._items_request)
@@ -196,12 +196,17 @@ class XmppSession(TransportSession):
             found: aioxmpp.JID | None = None
             with translate("upload"):
                 items = await self._disco.query_items(domain, timeout=self._options.request_timeout)
-                for candidate in [domain, *(item.jid for item in items.items)]:
+            for candidate in [domain, *(item.jid for item in items.items)]:
+                try:
                     info = await self._disco.query_info(candidate, timeout=self._options.request_timeout)
-                    if mapping.NS_UPLOAD in info.features:
-                        found = candidate
-                        break
-            self._upload_service = found
+                except aioxmpp.errors.XMPPError:
+                    continue  # one broken component does not hide the others
+                except Exception as exc:
+                    raise_translated(exc, operation="upload")
+                if mapping.NS_UPLOAD in info.features:
+                    found = candidate
+                    break
+            self._upload_service = found  # discovered once per session
         return self._upload_service
 
     async def upload(self, data: bytes, *, filename: str, content_type: str) -> str | None:
@@ -258,10 +263,15 @@ class XmppSession(TransportSession):
                 self._client.enqueue(aioxmpp.Presence(type_=aioxmpp.PresenceType.UNSUBSCRIBED, to=peer))
 
     async def remove_contact(self, user_jid: str) -> None:
-        peer = self._bare(user_jid)
-        with translate("remove_contact"):
-            if peer in self._roster.items:
-                await self._roster.remove_entry(peer, timeout=self._options.request_timeout)
+        # Always asked of the server (aioxmpp's roster cache may lag); removing an unknown entry is a no-op.
+        query = from_element(mapping.build_roster_remove(str(self._bare(user_jid))), roster_xso.Query)
+        try:
+            await self._raw_send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=query), "remove_contact")
+        except aioxmpp.errors.XMPPError as exc:
+            if exc.condition != aioxmpp.ErrorCondition.ITEM_NOT_FOUND:
+                raise_translated(exc, operation="remove_contact")
+        except Exception as exc:
+            raise_translated(exc, operation="remove_contact")
 
     async def get_contacts(self) -> Sequence[Contact]:
         # Asked of the server, not of aioxmpp's cache: roster pushes are applied by a task that may not have run
