@@ -14,6 +14,7 @@ import aioxmpp.node
 import aioxmpp.pubsub.xso
 import anyio
 import httpx
+import OpenSSL.crypto
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -38,6 +39,7 @@ from rostra._transport import (
     TransportOptions,
 )
 from rostra._transport import TransportSession as Session
+from rostra_xmpp._boundary import _hostname_matches
 from rostra_xmpp._prosody import ProsodyServer
 from rostra_xmpp._xso import from_element
 from rostra_xmpp.transport import XmppTransport
@@ -220,11 +222,44 @@ async def test_a_closed_port_is_503_without_falling_back_to_dns(monkeypatch: pyt
     assert (caught.value.status_code, discovered) == (503, [])
 
 
-async def test_registration_on_a_closed_port_is_503(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_registration_on_a_closed_port_is_503() -> None:
     transport = XmppTransport(f"xmpp://127.0.0.1:{closed_port()}", TransportOptions(connect_timeout=5))
     with anyio.fail_after(5), pytest.raises(UnreachableError) as caught:
         await transport.register_account(fresh(), PASSWORD)
     assert caught.value.status_code == 503
+
+
+def certificate_for(name: str) -> OpenSSL.crypto.X509:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return OpenSSL.crypto.X509.from_cryptography(cert)
+
+
+@pytest.mark.parametrize(
+    ("cert_name", "domain", "matches"),
+    [
+        ("localhost", "localhost", True),
+        ("LocalHost", "localhost.", True),
+        ("localhost", "other.example", False),
+        ("*.example.org", "chat.example.org", True),
+        ("*.example.org", "example.org", False),
+        ("*.example.org", "a.chat.example.org", False),
+    ],
+)
+def test_the_certificate_must_name_the_domain(cert_name: str, domain: str, matches: bool) -> None:
+    assert _hostname_matches(certificate_for(cert_name), domain) is matches
 
 
 async def test_a_certificate_from_another_ca_is_503_naming_ca_file(prosody: ProsodyServer, tmp_path: Path) -> None:
@@ -235,12 +270,12 @@ async def test_a_certificate_from_another_ca_is_503_naming_ca_file(prosody: Pros
     assert "ca_file" in caught.value.message
 
 
-async def test_a_domain_the_server_does_not_serve_is_503(prosody: ProsodyServer) -> None:
+async def test_a_domain_the_server_does_not_serve_is_503_naming_it(prosody: ProsodyServer) -> None:
     url = f"{prosody.xmpp_url}?domain=other.example"
     transport = XmppTransport(url, TransportOptions(ca_file=str(prosody.ca_file)))
     with pytest.raises(UnreachableError) as caught:
         await transport.register_account(fresh(), PASSWORD)
-    assert caught.value.status_code == 503
+    assert "refused the stream for 'other.example' (host-unknown)" in caught.value.message
 
 
 async def test_verification_can_be_switched_off_explicitly(prosody: ProsodyServer, tmp_path: Path) -> None:

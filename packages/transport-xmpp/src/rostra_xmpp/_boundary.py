@@ -193,6 +193,13 @@ def _unreachable(exc: PinnedConnectError, policy: TlsPolicy | None) -> Unreachab
             f"The server's TLS certificate failed verification for {domain!r}: pass the ca_file option with the CA "
             "that signed it (or fix the server's certificate)"
         )
+    if isinstance(exc.cause, aioxmpp.errors.StreamError):
+        condition = exc.cause.condition.value[1] if exc.cause.condition is not None else "stream error"
+        domain = policy.domain if policy is not None else "the domain"
+        return UnreachableError(
+            f"The server at {exc.host}:{exc.port} refused the stream for {domain!r} ({condition}): check the "
+            "domain (?domain= in the URL, or the domain option)"
+        )
     if isinstance(exc.cause, aioxmpp.errors.TLSUnavailable):
         return UnreachableError(f"The server at {exc.host}:{exc.port} does not offer TLS: Rostra always requires it")
     return UnreachableError(
