@@ -1,0 +1,1 @@
+"""Rostra over XMPP-over-WebSocket (RFC 7395)."""
