@@ -25,6 +25,7 @@ from rostra._errors import (
     AuthenticationError,
     ConflictError,
     ForbiddenError,
+    InvalidInputError,
     PayloadTooLargeError,
     UnreachableError,
 )
@@ -158,6 +159,14 @@ def test_the_url_can_name_the_domain() -> None:
 
 def test_a_host_name_is_the_domain() -> None:
     assert XmppTransport("xmpp://chat.example", TransportOptions()).domain == "chat.example"
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_under_trio_the_transport_says_it_needs_asyncio() -> None:
+    transport = XmppTransport("xmpp://127.0.0.1:5222", TransportOptions())
+    with pytest.raises(InvalidInputError) as caught:
+        await transport.register_account(fresh(), PASSWORD)
+    assert "needs asyncio" in caught.value.message
 
 
 # -- registration and login -------------------------------------------------------------------------------------

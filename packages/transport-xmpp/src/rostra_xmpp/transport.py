@@ -32,6 +32,15 @@ __all__ = ["XmppTransport"]
 _DEFAULT_PORTS = {"xmpp": 5222, "xmpps": 5223}
 
 
+def _require_asyncio() -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise InvalidInputError(
+            "xmpp:// runs on aioxmpp, which needs asyncio: run the Client under asyncio (anyio's asyncio backend)"
+        ) from None
+
+
 def _domain_for(host: str, explicit: str | None) -> str:
     if explicit:
         return explicit
@@ -83,6 +92,7 @@ class XmppTransport(Transport):
 
     async def register_account(self, username: str, password: str) -> None:
         """Create the account by XEP-0077 on an unauthenticated stream; see ``Transport.register_account``."""
+        _require_asyncio()
         jid = self._jid(username)
         policy = self._policy()
         query = from_element(mapping.build_register_query(username, password), ibr_xso.Query)
@@ -106,6 +116,7 @@ class XmppTransport(Transport):
 
     async def open_session(self, username: str, password: str, events: EventSink) -> TransportSession:
         """Log in with SASL (SCRAM first) and bind; see ``Transport.open_session``."""
+        _require_asyncio()
         jid = self._jid(username)
         policy = self._policy()
         with translate("connect", policy):
