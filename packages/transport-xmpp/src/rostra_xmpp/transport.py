@@ -10,8 +10,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-from urllib.parse import parse_qs, urlsplit
 
 import aioxmpp
 import aioxmpp.connector
@@ -22,6 +20,7 @@ import aioxmpp.protocol
 from rostra._errors import InvalidInputError
 from rostra._transport import EventSink, Transport, TransportOptions, TransportSession
 from rostra_xmpp_common import mapping
+from rostra_xmpp_common.address import parse_server_url
 
 from ._boundary import PinnedConnector, TlsPolicy, raise_translated, translate
 from ._session import XmppSession
@@ -41,17 +40,6 @@ def _require_asyncio() -> None:
         ) from None
 
 
-def _domain_for(host: str, explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return "localhost"
-    except ValueError:
-        pass
-    return host
-
-
 class XmppTransport(Transport):
     """XMPP over TCP with TLS: STARTTLS for ``xmpp://host[:port]``, direct TLS for ``xmpps://host[:port]``."""
 
@@ -59,19 +47,11 @@ class XmppTransport(Transport):
 
     def __init__(self, url: str, options: TransportOptions) -> None:
         super().__init__(url, options)
-        parts = urlsplit(url)
-        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise InvalidInputError(f"Server URL {url!r} is not xmpp://host[:port] or xmpps://host[:port]")
-        try:
-            port = parts.port
-        except ValueError:
-            raise InvalidInputError(f"Server URL {url!r} has an invalid port") from None
-        self._direct_tls = parts.scheme == "xmpps"
-        self._host = parts.hostname
-        self._port = port or _DEFAULT_PORTS[parts.scheme]
-        query_domain = next(iter(parse_qs(parts.query).get("domain", [])), None)
-        extra_domain = options.extra.get("domain")
-        self._domain = _domain_for(self._host, query_domain or (str(extra_domain) if extra_domain else None))
+        address = parse_server_url(url, _DEFAULT_PORTS, options.extra)  # the one rule shared by XMPP carriers
+        self._direct_tls = address.scheme == "xmpps"
+        self._host = address.host
+        self._port = address.port
+        self._domain = address.domain
 
     @property
     def domain(self) -> str:
