@@ -14,7 +14,7 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = False
 nox.options.sessions = ["tests", "lint"]
 
-PACKAGES = ["./packages/core", "./packages/xmpp-common", "./packages/transport-xmpp"]
+PACKAGES = ["./packages/core", "./packages/xmpp-common", "./packages/transport-xmpp", "./packages/transport-ws"]
 CONSTRAINTS = ("-c", "constraints.txt")
 
 
