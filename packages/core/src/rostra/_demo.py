@@ -143,6 +143,7 @@ async def run_demo(*, event_timeout: float = 10.0, **client_options: Any) -> int
                 await _drain(alice_events)
                 await demo.step("getUserProfile", bob_sdk.get_user_profile(alice.user_jid))
                 await demo.step("logout", alice_sdk.logout())
+                await anyio.sleep(1.1)  # so that last seen shows the time since that logout, not "0: online"
                 await demo.step("getLastSeen", bob_sdk.get_last_seen(alice.user_jid))
                 await demo.step("getCurrentUserJid", bob_sdk.get_current_user_jid())
                 await demo.step("logout", bob_sdk.logout())
