@@ -238,3 +238,11 @@ def test_the_memory_server_keeps_no_plain_password() -> None:
     server = get_server(f"memory://pw-{uuid.uuid4().hex}")
     server.register("alice", "hunter2")
     assert b"hunter2" not in repr(server).encode()
+
+
+async def test_an_error_inside_the_client_block_propagates_unwrapped() -> None:
+    with pytest.raises(rostra.InvalidInputError) as caught:
+        async with rostra.Client(f"memory://{uuid.uuid4().hex}") as sdk:
+            await sdk.register("not valid")
+
+    assert type(caught.value) is rostra.InvalidInputError

@@ -199,7 +199,9 @@ class Client:
             self._listeners.task_group = None
             if group is not None:
                 group.cancel_scope.cancel()
-                await group.__aexit__(exc_type, exc, tb)
+                # The body's own exception is not handed to the task group: it would come out wrapped in an
+                # ExceptionGroup, and callers catch RostraError, not groups. It propagates as it was raised.
+                await group.__aexit__(None, None, None)
         return None
 
     async def aclose(self) -> None:
