@@ -127,8 +127,6 @@ def _profile_set(args: argparse.Namespace) -> Callable[[Client], Any]:
 def _contacts(args: argparse.Namespace) -> Callable[[Client], Any]:
     if args.action == "list":
         return lambda sdk: sdk.get_contacts()
-    if args.jid is None:
-        raise _UsageError(f"contacts {args.action} needs a JID")
     method = {
         "add": "add_contact",
         "remove": "remove_contact",
@@ -219,24 +217,27 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--show-password", action="store_true")
     register.set_defaults(func=_async_command(_run_register))
 
-    def user_command(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text)
+    def user_command(group: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = group.add_parser(name, help=help_text)
         p.add_argument("--user", required=True, help="username (or identifier) registered with `rostra register`")
-        p.set_defaults(func=_async_command(_run_operation))
+        p.set_defaults(func=_async_command(_run_operation), action=name)
         return p
 
-    user_command("connect", "check that a registered user can log in")
-    user_command("whoami", "the bare JID the server binds for --user")
-    user_command("metadata", "the registration metadata of --user")
-    user_command("last-seen", "seconds since a user was last online").add_argument("jid")
-    contacts = user_command("contacts", "list, add, remove, accept or decline contacts")
-    contacts.add_argument("action", choices=["list", "add", "remove", "accept", "decline"])
-    contacts.add_argument("jid", nargs="?")
-    profile = user_command("profile", "get any user's profile, or set your own")
-    profile.add_argument("profile_action", choices=["get", "set"])
-    profile.add_argument("jid", nargs="?", help="whose profile to get")
+    user_command(sub, "connect", "check that a registered user can log in")
+    user_command(sub, "whoami", "the bare JID the server binds for --user")
+    user_command(sub, "metadata", "the registration metadata of --user")
+    user_command(sub, "last-seen", "seconds since a user was last online").add_argument("jid")
+    contacts = sub.add_parser("contacts", help="list, add, remove, accept or decline contacts")
+    contact_actions = contacts.add_subparsers(dest="contacts_action", required=True, metavar="ACTION")
+    user_command(contact_actions, "list", "the contacts of --user")
+    for action in ("add", "remove", "accept", "decline"):
+        user_command(contact_actions, action, f"{action} a contact").add_argument("jid")
+    profile = sub.add_parser("profile", help="get any user's profile, or set your own")
+    profile_actions = profile.add_subparsers(dest="profile_action", required=True, metavar="ACTION")
+    user_command(profile_actions, "get", "any user's profile").add_argument("jid")
+    setter = user_command(profile_actions, "set", "change your own profile ('' clears a field)")
     for option in ("name", "image", "status", "mobile-number", "email"):
-        profile.add_argument(f"--{option}", default=None, help=f"set {option} ('' clears it)")
+        setter.add_argument(f"--{option}", default=None, help=f"the new {option}")
 
     for ep in entry_points(group="rostra.cli"):
         ep.load()(sub)
@@ -265,10 +266,7 @@ async def _run_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "command", None) == "profile" and args.profile_action == "get" and not args.jid:
-        parser.error("profile get needs a JID")
+    args = build_parser().parse_args(argv)
     return int(args.func(args))
 
 
