@@ -225,6 +225,19 @@ async def test_a_server_that_refuses_the_upgrade_is_503_naming_the_subprotocol()
 # -- the end of a session ---------------------------------------------------------------------------------------------
 
 
+async def test_a_connection_dropped_while_logging_in_is_503() -> None:
+    async def script(peer: Peer) -> None:
+        await peer.upgrade()
+        await peer.recv()  # <open/>
+        await peer.send(OPEN)
+        await peer.stream.aclose()
+
+    async with fake_server(script) as (url, _):
+        with anyio.fail_after(10), pytest.raises(UnreachableError) as caught:
+            await transport(url).open_session("alice", "secret", Sink())
+    assert caught.value.status_code == 503
+
+
 async def test_a_server_close_frame_fails_the_pending_request_at_once_with_503() -> None:
     async def script(peer: Peer) -> None:
         await peer.login()
