@@ -1,7 +1,7 @@
 """Shared fixtures: every API test runs once per server kind.
 
 ``server_url`` yields a URL for a fresh-enough server: ``memory://`` (a new in-process server per test) or
-``xmpp://`` (the Prosody that the suite starts once per session; see ``tests/_prosody.py``).
+``xmpp://`` or ``ws://`` (the Prosody that the suite starts once per session; see ``tests/_prosody.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from _prosody import prosody  # noqa: F401  (the session's Prosody, started by the suite)
 
-SERVER_KINDS = ["memory", "xmpp"]
+SERVER_KINDS = ["memory", "xmpp", "ws"]
 
 
 @pytest.fixture(params=SERVER_KINDS)
@@ -28,7 +28,7 @@ def server_url(server_kind: str, request: pytest.FixtureRequest) -> Iterator[str
         yield f"memory://test-{uuid.uuid4().hex}"
     else:
         server = request.getfixturevalue("prosody")
-        yield server.xmpp_url
+        yield server.xmpp_url if server_kind == "xmpp" else server.ws_url
 
 
 @pytest.fixture
