@@ -83,10 +83,22 @@ def test_the_demo_never_prints_a_password(demo_run: tuple[int, list[dict[str, An
 
 
 def test_the_demo_against_an_unreachable_server_exits_1() -> None:
-    code, lines = _run_demo("--server", "xmpp://127.0.0.1:9", "--ca-file", os.devnull)
+    code, lines = _run_demo("--server", "xmpp://127.0.0.1:9")
 
     assert lines[0]["step"] == "register"
     assert lines[0]["error"]["statusCode"] == 503
+    assert code == 1
+
+
+def test_the_demo_with_a_ca_file_that_is_no_certificate_says_so_before_connecting() -> None:
+    code, lines = _run_demo("--server", "xmpp://127.0.0.1:9", "--ca-file", os.devnull)
+
+    assert lines == [
+        {
+            "statusCode": 400,
+            "message": f"ca_file {os.devnull!r} holds no usable PEM certificate: give the PEM file of the server's CA",
+        }
+    ]
     assert code == 1
 
 

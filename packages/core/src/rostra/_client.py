@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -145,6 +146,12 @@ class Client:
         **options: object,
     ) -> None:
         self.server = server
+        _check_timeout("connect_timeout", connect_timeout)
+        _check_timeout("request_timeout", request_timeout)
+        if image_limits is not None and not isinstance(image_limits, ImageLimits):
+            raise InvalidInputError("image_limits must be a rostra.ImageLimits(...)")
+        if ca_file is not None:
+            _check_ca_file(ca_file)
         self._license_key = license_key  # kept for the hosted-SDK signature; open servers need none
         self._trial = bool(trial)
         self._store = credential_store if credential_store is not None else MemoryCredentialStore()
@@ -159,7 +166,15 @@ class Client:
             request_timeout=request_timeout,
             extra=extra,
         )
-        self._transport: Transport = load_transport(server)(server, self._options)
+        transport_class = load_transport(server)
+        unknown = sorted(set(options) - set(transport_class.extra_options))
+        if unknown:
+            accepted = ", ".join(sorted(transport_class.extra_options)) or "none"
+            raise InvalidInputError(
+                f"Unknown option(s) {', '.join(unknown)} for {server.split(':', 1)[0]}:// "
+                f"(this transport's own options: {accepted}): check the spelling"
+            )
+        self._transport: Transport = transport_class(server, self._options)
         self._machine = SessionMachine()
         self._listeners = Listeners()
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -172,6 +187,7 @@ class Client:
         self._online: dict[str, bool] = {}
         self._contacts: dict[str, Contact] = {}
         self._announced_own: list[ProfileFields] = []
+        self._profile_lock = anyio.Lock()  # one read-merge-write of our own profile at a time: no lost updates
 
     def __repr__(self) -> str:
         return f"Client(server={self.server!r}, state={self.state.value}, user_jid={self._jid!r})"
@@ -293,6 +309,9 @@ class Client:
             if attempt.error is not None:
                 raise type(attempt.error)(attempt.error.message)
             return StatusResponse(message="Login Success")
+        if not self._machine.allowed(Input.CONNECT):
+            self._feed(Input.CONNECT)  # raises the table's Local error
+        _check_credentials(username, password)
         self._feed(Input.CONNECT)
         attempt = self._attempt = _Attempt(username, password)
         try:
@@ -399,6 +418,11 @@ class Client:
             changes["email"] = check_email(email)
         if not isinstance(image, _Unset):
             changes.update(await self._image_fields(session, image))
+        async with self._profile_lock:
+            return await self._merge_and_store(session, changes)
+
+    async def _merge_and_store(self, session: TransportSession, changes: dict[str, str]) -> ProfileResponse:
+        """Read our stored profile, apply ``changes``, store the result (under ``_profile_lock``)."""
         current = await self._timed(session.get_profile(self._jid))
         wanted = msgspec.structs.replace(current, **changes)
         self._announced_own.append(wanted)  # the server's echo of these fields must not fire a second time
@@ -565,12 +589,13 @@ class Client:
         """Await a transport call under its timeout; raises RequestTimeoutError (408) when it runs out."""
         limit = self._options.connect_timeout if connect else self._options.request_timeout
         try:
-            with anyio.fail_after(limit):
+            # fail_after without its generator wrapper (this is every request's path): the block is left either by
+            # return, by an exception, or by this scope's own deadline -- then the code below runs.
+            with anyio.CancelScope(deadline=anyio.current_time() + limit):
                 return await call
         except TimeoutError:
-            raise RequestTimeoutError(
-                f"No answer from the server within {limit} s: retry, or raise the timeout option"
-            ) from None
+            pass  # a TimeoutError from inside the call is a timeout too, as before
+        raise RequestTimeoutError(f"No answer from the server within {limit} s: retry, or raise the timeout option")
 
     def _sink_for(self, attempt: _Attempt) -> EventSink:
         def sink(event: TransportEvent) -> None:
@@ -644,3 +669,27 @@ async def _close_quietly(session: TransportSession) -> None:
 def _ignore(event: TransportEvent) -> None:
     """The sink of the short sessions ``register()`` opens: their events do not concern the app."""
 
+
+def _check_timeout(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+        raise InvalidInputError(f"{name} must be a positive number of seconds, not {value!r}")
+
+
+def _check_ca_file(path: str) -> None:
+    """The CA file must exist and hold at least one PEM certificate: checked once, before anything is sent."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except FileNotFoundError:
+        raise InvalidInputError(f"ca_file {path!r} does not exist: give the PEM file of the server's CA") from None
+    except (ssl.SSLError, OSError, ValueError):
+        raise InvalidInputError(
+            f"ca_file {path!r} holds no usable PEM certificate: give the PEM file of the server's CA"
+        ) from None
+
+
+def _check_credentials(username: object, password: object) -> None:
+    """connect() needs what register() returned: two non-empty strings (checked before anything is sent)."""
+    if not isinstance(username, str) or not username:
+        raise InvalidInputError("connect() needs the username that register() returned, a non-empty string")
+    if not isinstance(password, str) or not password:
+        raise InvalidInputError("connect() needs the password that register() returned, a non-empty string")

@@ -187,7 +187,11 @@ class MetadataResponse(Response, frozen=True, kw_only=True):
 
 
 class _Event(msgspec.Struct, frozen=True, kw_only=True, rename="camel", tag_field="event"):
-    pass
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+
+    def to_json(self) -> str:
+        return _encoder.encode(self).decode()
 
 
 class ConnectionEvent(_Event, frozen=True, kw_only=True, tag="connection"):

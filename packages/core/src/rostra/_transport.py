@@ -168,6 +168,9 @@ class Transport(abc.ABC):
 
     #: URL schemes this transport serves, for discovery.
     schemes: tuple[str, ...] = ()
+    #: Keyword options of ``rostra.Client`` this transport reads from ``TransportOptions.extra`` (besides
+    #: ``domain``); the Client refuses any other unknown keyword with a 400, so a typo never passes silently.
+    extra_options: frozenset[str] = frozenset()
 
     def __init__(self, url: str, options: TransportOptions) -> None:
         self.url = url

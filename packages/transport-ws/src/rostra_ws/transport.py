@@ -60,6 +60,7 @@ class WsTransport(Transport):
     """XMPP over WebSocket: ``ws://host[:port]/path`` (plain) or ``wss://host[:port]/path`` (TLS)."""
 
     schemes = ("ws", "wss")
+    extra_options = frozenset({"allow_insecure_ws", "allow_plain", "ping_interval", "max_message_bytes"})
 
     def __init__(self, url: str, options: TransportOptions) -> None:
         super().__init__(url, options)

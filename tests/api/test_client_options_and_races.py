@@ -1,0 +1,82 @@
+"""Options are checked when the Client is built; concurrent profile updates lose nothing; connect() checks its input."""
+
+from __future__ import annotations
+
+import os
+
+import anyio
+import pytest
+
+import rostra
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"connect_timeout": 0}, "connect_timeout must be a positive number of seconds, not 0"),
+        ({"request_timeout": -1}, "request_timeout must be a positive number of seconds, not -1"),
+        ({"request_timeout": "abc"}, "request_timeout must be a positive number of seconds, not 'abc'"),
+        ({"request_timeout": True}, "request_timeout must be a positive number of seconds, not True"),
+        ({"image_limits": "x"}, "image_limits must be a rostra.ImageLimits(...)"),
+        (
+            {"ca_file": "/nonexistent/ca.pem"},
+            "ca_file '/nonexistent/ca.pem' does not exist: give the PEM file of the server's CA",
+        ),
+        (
+            {"ca_file": os.devnull},
+            f"ca_file {os.devnull!r} holds no usable PEM certificate: give the PEM file of the server's CA",
+        ),
+    ],
+)
+async def test_a_bad_option_is_400_before_anything_is_sent(
+    server_url: str, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(rostra.InvalidInputError) as caught:
+        rostra.Client(server_url, **options)
+
+    assert (caught.value.status_code, caught.value.message) == (400, message)
+
+
+async def test_a_misspelt_option_is_refused_naming_it(server_url: str, server_kind: str) -> None:
+    with pytest.raises(rostra.InvalidInputError) as caught:
+        rostra.Client(server_url, ca_flie="ca.pem")
+
+    accepted = "allow_insecure_ws, allow_plain, max_message_bytes, ping_interval" if server_kind == "ws" else "none"
+    assert caught.value.message == (
+        f"Unknown option(s) ca_flie for {server_kind}:// (this transport's own options: {accepted}): check the spelling"
+    )
+
+
+@pytest.mark.parametrize(("username", "password"), [("", "secret"), ("alice", ""), (None, "secret")])
+async def test_connect_without_credentials_is_400_and_changes_nothing(make_client, username, password) -> None:
+    sdk = await make_client()
+
+    with pytest.raises(rostra.InvalidInputError):
+        await sdk.connect(username, password)
+
+    assert (sdk.state, sdk.status) == (rostra.State.IDLE, None)
+
+
+async def test_concurrent_profile_updates_keep_every_change(make_user) -> None:
+    user = await make_user()
+    await user.sdk.set_user_profile(name="N0", status="S0")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: user.sdk.set_user_profile(name="N1"))
+        group.start_soon(lambda: user.sdk.set_user_profile(status="S2"))
+
+    profile = (await user.sdk.get_user_profile(user.jid)).data
+    assert (profile.nick_name, profile.status) == ("N1", "S2")
+
+
+async def test_an_event_renders_its_documented_json(make_user) -> None:
+    user = await make_user()
+    async with user.sdk.events() as stream:
+        await user.sdk.set_user_profile(name="Json")
+        event = await stream.receive()
+
+    assert event.to_json() == rostra.ProfileEvent(data=(await user.sdk.get_user_profile(user.jid)).data).to_json()
+    assert event.to_dict()["event"] == "profile"
+    assert event.to_dict()["data"]["nickName"] == "Json"
