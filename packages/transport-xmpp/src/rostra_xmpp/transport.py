@@ -10,6 +10,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import aioxmpp
 import aioxmpp.connector
@@ -29,6 +30,8 @@ from ._xso import from_element
 __all__ = ["XmppTransport"]
 
 _DEFAULT_PORTS = {"xmpp": 5222, "xmpps": 5223}
+# The logger of every aioxmpp stream Rostra opens (the sessions' too): its XMLStream child logs the wire at DEBUG.
+_aioxmpp_log = logging.getLogger("rostra_xmpp.aioxmpp")
 
 
 def _require_asyncio() -> None:
@@ -84,6 +87,7 @@ class XmppTransport(Transport):
                     policy.security_layer(None),
                     negotiation_timeout=self.options.connect_timeout,
                     override_peer=self._peer(policy),
+                    logger=_aioxmpp_log,
                 ),
                 self.options.connect_timeout,
             )
@@ -110,10 +114,14 @@ class XmppTransport(Transport):
 
 
 async def _register(stream: aioxmpp.protocol.XMLStream, to: aioxmpp.JID, query: object, wait: float) -> None:
-    """Send the registration IQ and raise the XMPPError of an error reply (aioxmpp.ibr.register swallows it)."""
+    """Send the registration IQ and raise the XMPPError of an error reply (aioxmpp.ibr.register swallows it).
+
+    The IQ carries the password: it is sent muted, so the DEBUG wire log shows ``<!-- some bytes omitted -->``.
+    """
     iq = aioxmpp.IQ(type_=aioxmpp.IQType.SET, to=to, payload=query)
     iq.autoset_id()
-    reply = await aioxmpp.protocol.send_and_wait_for(stream, [iq], [aioxmpp.IQ], timeout=wait)
+    with stream.mute():
+        reply = await aioxmpp.protocol.send_and_wait_for(stream, [iq], [aioxmpp.IQ], timeout=wait)
     if reply.type_ == aioxmpp.IQType.ERROR:
         raise reply.error.to_exception()
 
