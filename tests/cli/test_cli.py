@@ -121,11 +121,29 @@ def credentials(tmp_path: Path) -> Path:
     return tmp_path / "config" / "credentials.json"
 
 
-@pytest.fixture
-def cli(
-    server_url: str, client_options: dict[str, object], credentials: Path, capsys: pytest.CaptureFixture[str]
-) -> Cli:
-    return Cli([*_connection_args(server_url, client_options), "--credentials", str(credentials)], capsys)
+@pytest.fixture(params=["xmpp", "ws"])
+def cli(request: pytest.FixtureRequest, credentials: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """The CLI against the suite's Prosody (the per-operation commands need a server that outlives a process)."""
+    prosody = request.getfixturevalue("prosody")
+    url = prosody.xmpp_url if request.param == "xmpp" else prosody.ws_url
+    return Cli(["--server", url, "--ca-file", str(prosody.ca_file), "--credentials", str(credentials)], capsys)
+
+
+@pytest.mark.parametrize(
+    "argv", [["register", "Alice"], ["whoami", "--user", "alice"], ["profile", "get", "--user", "a", "b@localhost"]]
+)
+def test_the_per_operation_commands_refuse_memory_and_say_why(
+    argv: list[str], credentials: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--server", "memory://", "--credentials", str(credentials), *argv])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"rostra: `rostra {argv[0]}` needs a server that outlives one command: memory:// lives inside one process. "
+        "Start one with `rostra dev-server` and pass --server xmpp://... --ca-file ... "
+        "(`rostra demo` runs the whole API on memory:// in one process)\n"
+    )
+    assert not credentials.exists()
 
 
 @pytest.fixture

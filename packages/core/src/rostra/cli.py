@@ -70,10 +70,21 @@ def _print_response(args: argparse.Namespace, response: Response) -> None:
 
 
 async def _run_register(args: argparse.Namespace) -> None:
+    _refuse_memory(args)
     store = FileCredentialStore(args.credentials)
     metadata = dict(_parse_meta(item) for item in args.meta)
     async with Client(trial=args.trial, credential_store=store, **_client_kwargs(args)) as sdk:
         _print_response(args, await sdk.register(args.identifier, metadata or None))
+
+
+def _refuse_memory(args: argparse.Namespace) -> None:
+    """The per-operation commands are one process each: a memory:// server would die with the first of them."""
+    if args.server.startswith("memory:"):
+        raise _UsageError(
+            f"`rostra {args.command}` needs a server that outlives one command: memory:// lives inside one "
+            "process. Start one with `rostra dev-server` and pass --server xmpp://... --ca-file ... "
+            "(`rostra demo` runs the whole API on memory:// in one process)"
+        )
 
 
 async def _as_user(args: argparse.Namespace, action: Callable[[Client], Any]) -> None:
@@ -158,6 +169,7 @@ async def _noop() -> None:
 
 
 async def _run_operation(args: argparse.Namespace) -> None:
+    _refuse_memory(args)
     action = _operation(args)
     if args.command == "connect":
         # The check: connect, print the documented login response, log out.
