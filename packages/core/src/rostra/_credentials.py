@@ -3,18 +3,25 @@
 Rules:
 - A store never logs or shows a password; ``Credentials``' repr hides it.
 - ``FileCredentialStore`` writes a 0600 JSON file atomically (temp file in the same folder, fsync, ``os.replace``)
-  inside a folder it creates with mode 0700.
+  inside a folder it creates with mode 0700. Every read-modify-write holds an exclusive advisory lock
+  (``fcntl.flock``) on a sibling 0600 file ``<name>.lock``, so processes sharing one file (several ``rostra
+  register`` at once) never lose each other's entries. Reads take no lock: the atomic replace makes them safe.
+- A file that is not a credentials file is an ``InvalidInputError`` naming it; it is never overwritten.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
+
+from ._errors import InvalidInputError
 
 __all__ = ["CredentialStore", "Credentials", "FileCredentialStore", "MemoryCredentialStore"]
 
@@ -73,33 +80,60 @@ _encoder = msgspec.json.Encoder()
 class FileCredentialStore(CredentialStore):
     """A JSON file ``{server: {username: {username, password, userJid}}}`` with mode 0600.
 
-    Raises ``OSError`` if the file cannot be read or written, ``msgspec.DecodeError`` if it is not such a file.
+    ``put`` and ``delete`` are safe across processes (and threads): each holds an exclusive ``flock`` on the
+    sibling file ``<name>.lock`` (mode 0600) from its read to its atomic replace. POSIX only (``fcntl``).
+
+    Raises ``OSError`` if the file cannot be read or written, ``InvalidInputError`` if it is not such a file.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
 
     def get(self, server: str, username: str) -> Credentials | None:
         return self._read().get(server, {}).get(username)
 
     def put(self, server: str, credentials: Credentials) -> None:
-        content = self._read()
-        content.setdefault(server, {})[credentials.username] = credentials
-        self._write(content)
+        with self._locked():
+            content = self._read()
+            content.setdefault(server, {})[credentials.username] = credentials
+            self._write(content)
 
     def delete(self, server: str, username: str) -> None:
-        content = self._read()
-        if content.get(server, {}).pop(username, None) is not None:
-            if not content[server]:
-                del content[server]
-            self._write(content)
+        if not self.path.exists():
+            return
+        with self._locked():
+            content = self._read()
+            if content.get(server, {}).pop(username, None) is not None:
+                if not content[server]:
+                    del content[server]
+                self._write(content)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the exclusive lock of the lock file (created 0600, in a folder created 0700) until the block ends."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd is closed
+            yield
+        finally:
+            os.close(fd)
 
     def _read(self) -> _FileContent:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return {}
-        return _decoder.decode(data) if data.strip() else {}
+        if not data.strip():
+            return {}
+        try:
+            return _decoder.decode(data)
+        except msgspec.DecodeError:  # ValidationError included
+            raise InvalidInputError(
+                f"the credentials file {str(self.path)!r} is not a Rostra credentials file (it may be damaged): "
+                "fix it or delete it (its accounts' passwords are then lost)"
+            ) from None
 
     def _write(self, content: _FileContent) -> None:
         folder = self.path.parent
