@@ -46,6 +46,10 @@ BAD_JIDS = {
 BAD_PROFILE = {
     "name-31-chars": ({"name": "x" * 31}, 400),
     "name-control-char": ({"name": "a\nb"}, 400),
+    "name-one-space": ({"name": " "}, 400),
+    "name-zero-width-space": ({"name": "\u200b"}, 400),
+    "name-rtl-override": ({"name": "abc\u202egnp.exe"}, 400),
+    "status-rtl-isolate": ({"status": "\u2067busy\u2069"}, 400),
     "status-140-chars": ({"status": "s" * 140}, 400),
     "phone-no-country": ({"mobile_number": "4155552671"}, 400),
     "phone-letters": ({"mobile_number": "call me"}, 400),
@@ -137,6 +141,8 @@ VALID_NAMES = {
     "30-chars": "n" * 30,
     "flag-and-skin-tone": "🇫🇷👍🏽",
     "xml-specials": "<b>&amp;'\"",
+    "emoji-zwj-ada": "👩‍💻 Ada",
+    "rtl-mark": "\u200fשלם",
 }
 
 

@@ -167,8 +167,11 @@ def test_jid_error_names_the_rule() -> None:
         "a" * 30,
         "👩‍💻 Ada",
         " Ada ",
-        "\u200b",  # zero-width space: category Cf, allowed (emoji sequences need Cf)
+        "a\u200bb",  # zero-width space beside visible letters: category Cf, allowed (emoji sequences need Cf)
         "a\u200db",
+        "\u200fשלם 42",  # a right-to-left mark: allowed (marks reorder no run of text)
+        "\u200eAda\u061c",  # left-to-right and Arabic letter marks
+        "🏳️‍🌈",  # flag, variation selector, ZWJ
         "Ada\u0301",  # a combining accent, kept unnormalized
         "🇫🇷" * 15,  # 30 code points
     ],
@@ -190,6 +193,26 @@ def test_name_valid_is_kept_exactly(value: str) -> None:
         "a\ufffe",
         "a\uffff",
         "🇫🇷" * 15 + "x",
+        " ",
+        "   ",
+        "\u00a0",  # no-break space
+        "\u3000",  # ideographic space
+        "\u200b",  # zero-width space alone
+        "\u200d\u200c\u2060",  # joiners and word joiner only
+        "\ufe0f",  # a variation selector alone
+        "\u0301",  # a combining accent with nothing to combine with
+        "\u3164",  # Hangul filler: a letter whose glyph is blank
+        "\u2800",  # braille blank
+        "\u200f",  # a right-to-left mark alone
+        "abc\u202egnp.exe",  # right-to-left override
+        "\u202aAda",  # left-to-right embedding
+        "\u202bAda",  # right-to-left embedding
+        "Ada\u202c",  # pop directional formatting
+        "\u202dAda",  # left-to-right override
+        "\u2066Ada",  # left-to-right isolate
+        "\u2067Ada",  # right-to-left isolate
+        "\u2068Ada",  # first strong isolate
+        "Ada\u2069",  # pop directional isolate
         None,
         30,
     ],
@@ -212,6 +235,24 @@ def test_name_control_character_error_gives_its_position() -> None:
     )
 
 
+def test_name_without_a_visible_character_error_says_what_to_do() -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        check_name(" \u200b")
+    assert caught.value.message == (
+        "name has no visible character (only spaces or invisible characters such as U+200B): "
+        'give at least one letter, digit or symbol ("" clears it)'
+    )
+
+
+def test_name_bidi_control_error_gives_its_position() -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        check_name("abc\u202egnp.exe")
+    assert caught.value.message == (
+        "name contains a bidirectional embedding, override or isolate control (U+202E at position 3), "
+        "which can disguise the text: remove it (the marks U+200E, U+200F and U+061C are allowed)"
+    )
+
+
 def test_name_returns_a_plain_str_for_a_str_subclass() -> None:
     class Name(str):
         pass
@@ -221,14 +262,25 @@ def test_name_returns_a_plain_str_for_a_str_subclass() -> None:
     assert result == "Ada"
 
 
-@pytest.mark.parametrize("value", ["", "busy", "s" * 139, "🎉 " * 46 + "!"])
+@pytest.mark.parametrize("value", ["", "busy", "s" * 139, "🎉 " * 46 + "!", " ", "\u200f42 שקל", "👩‍💻 coding"])
 def test_status_valid_is_kept_exactly(value: str) -> None:
     assert check_status(value) == value
 
 
-@pytest.mark.parametrize("value", ["s" * 140, "a\nb", "\x1b[31m", None])
+@pytest.mark.parametrize(
+    "value", ["s" * 140, "a\nb", "\x1b[31m", None, "on \u202eyadiloh", "\u2067busy\u2069", "a\u202ab\u202c"]
+)
 def test_status_invalid_is_400(value: object) -> None:
     assert _status_of(check_status, value) == 400
+
+
+def test_status_bidi_control_error_names_the_status() -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        check_status("on \u202eyadiloh")
+    assert caught.value.message == (
+        "status contains a bidirectional embedding, override or isolate control (U+202E at position 3), "
+        "which can disguise the text: remove it (the marks U+200E, U+200F and U+061C are allowed)"
+    )
 
 
 # --- mobile number -------------------------------------------------------------------------------------------------

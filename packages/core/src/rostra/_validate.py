@@ -9,6 +9,12 @@ Rules:
   characters (Unicode category Cc, which includes tab and newline), surrogates (Cs) and U+FFFE/U+FFFF. Format
   characters (Cf: zero-width joiner, zero-width space, direction marks) are allowed, because emoji sequences need
   them. Text is kept exactly: no stripping, no Unicode normalization.
+- Names and statuses also refuse the bidirectional embedding, override and isolate controls (U+202A-U+202E,
+  U+2066-U+2069): they reorder whole runs of text, so "abc", U+202E, "gnp.exe" shows as "abcexe.png". The marks
+  U+200E, U+200F and U+061C are allowed: they have no scope, only settle the direction of the characters around
+  them, and right-to-left text needs them.
+- A non-empty name needs a visible character: one that is not a space or separator (Z*), control or format
+  character (C*), combining mark (M*), or a letter drawn blank (Hangul fillers, braille blank). A status may be blank.
 """
 
 from __future__ import annotations
@@ -58,6 +64,10 @@ _IDENTIFIER_RE = re.compile(r"[A-Za-z0-9]{1,64}")
 _DOMAIN_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _LOCALPART_FORBIDDEN = frozenset("\"&'/:<>@")
 _NONCHARACTERS = frozenset("\ufffe\uffff")
+# Bidirectional embeddings and overrides (LRE RLE PDF LRO RLO) and isolates (LRI RLI FSI PDI); not the marks.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Letters and symbols that fonts draw as blank space: Hangul fillers and the braille blank.
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 _PREVIEW_CHARS = 40
 
 
@@ -96,7 +106,19 @@ def _check_text(value: object, field: str, max_chars: int) -> str:
         raise InvalidInputError(
             f"{field} contains a control character or non-character ({bad}): remove it (tabs and newlines too)"
         )
+    for index, char in enumerate(text):
+        if char in _BIDI_CONTROLS:
+            raise InvalidInputError(
+                f"{field} contains a bidirectional embedding, override or isolate control (U+{ord(char):04X} at "
+                f"position {index}), which can disguise the text: remove it (the marks U+200E, U+200F and U+061C "
+                "are allowed)"
+            )
     return text
+
+
+def _is_visible(char: str) -> bool:
+    """Whether ``char`` draws something on its own: not a separator, control, format, mark or blank letter."""
+    return unicodedata.category(char)[0] not in "ZCM" and char not in _BLANK_GLYPHS
 
 
 def check_identifier(value: object) -> str:
@@ -189,15 +211,24 @@ def check_jid(value: object) -> str:
 
 
 def check_name(value: object) -> str:
-    """The profile name, kept exactly: "" (clears it) or at most 30 code points without control characters.
+    """The profile name, kept exactly: "" (clears it) or at most 30 code points with at least one visible character,
+    no control characters and no bidirectional embedding, override or isolate controls.
 
-    Format characters (Cf, such as U+200D or U+200B) are allowed. Raises InvalidInputError otherwise.
+    Other format characters (Cf, such as U+200D, U+200B or the marks U+200E/U+200F) are allowed beside visible
+    ones. Raises InvalidInputError otherwise.
     """
-    return _check_text(value, "name", MAX_NAME_CHARS)
+    text = _check_text(value, "name", MAX_NAME_CHARS)
+    if text and not any(_is_visible(char) for char in text):
+        raise InvalidInputError(
+            "name has no visible character (only spaces or invisible characters such as U+200B): "
+            'give at least one letter, digit or symbol ("" clears it)'
+        )
+    return text
 
 
 def check_status(value: object) -> str:
-    """The profile status, kept exactly: "" or at most 139 code points, with the rules of ``check_name``.
+    """The profile status, kept exactly: "" or at most 139 code points, with the rules of ``check_name`` except
+    the visible character (a status may be blank).
 
     Raises InvalidInputError otherwise.
     """
