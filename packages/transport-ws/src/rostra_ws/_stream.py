@@ -216,8 +216,10 @@ class XmppWebSocketStream:
             raise ValueError(f"a <{name}> stanza must be in jabber:client, not {ns}")
         elif ns in (FRAMING_NS, STREAMS_NS):
             raise ValueError(f"<{name}> in {ns} is stream-level: use open() or close()")
-        copy = _rebuild(element, None, None)
-        return str(etree.tostring(copy, encoding="unicode"))
+        text = _canonical_text(element)
+        if text is None:
+            text = str(etree.tostring(_rebuild(element, None, None), encoding="unicode"))
+        return text
 
     def new_id(self) -> str:
         """A fresh IQ id, unique within this stream and unpredictable across streams."""
@@ -256,23 +258,22 @@ class XmppWebSocketStream:
             if len(message) > self.max_message_bytes:
                 raise _oversize(self.max_message_bytes)
             try:
-                data = message.encode("utf-8")
+                data = message.encode("utf-8")  # text that encodes is valid UTF-8: no decode check needed
             except UnicodeEncodeError:
                 raise StreamProtocolError("The server sent text that is not valid Unicode") from None
         elif isinstance(message, bytes | bytearray):
             data = bytes(message)
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise StreamProtocolError("The server sent a message that is not UTF-8") from None
         else:
             raise TypeError("receive() takes the text or bytes of one WebSocket message")
         if len(data) > self.max_message_bytes:
             raise _oversize(self.max_message_bytes)
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise StreamProtocolError("The server sent a message that is not UTF-8") from None
         # XMPP's restricted XML (RFC 6120 11.1): no declaration, DTD, entity declaration, comment or PI. A
         # byte scan refuses them before libxml2 sees them; the tree walk below is the second line.
-        stripped = data.lstrip(b" \t\r\n")
-        if not stripped.startswith(b"<") or b"<?" in data or data.replace(b"<![CDATA[", b"").find(b"<!") != -1:
+        if not data.lstrip(b" \t\r\n").startswith(b"<") or b"<?" in data or _has_markup_declaration(data):
             raise StreamProtocolError("The server sent a message that is not one plain XML element")
         try:
             root = etree.fromstring(data, _PARSER)
@@ -281,9 +282,9 @@ class XmppWebSocketStream:
         docinfo = root.getroottree().docinfo
         if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
             raise StreamProtocolError("The server sent a DTD: refused")
-        for node in root.iter():
-            if not isinstance(node.tag, str):
-                raise StreamProtocolError("The server sent a comment, entity or processing instruction: refused")
+        # Only the non-element nodes are visited (no Python proxy per element).
+        for _node in root.iter(etree.Comment, etree.ProcessingInstruction, etree.Entity):
+            raise StreamProtocolError("The server sent a comment, entity or processing instruction: refused")
         return root
 
     def _classify(self, element: Element) -> StreamEvent:
@@ -306,6 +307,11 @@ class XmppWebSocketStream:
             return NonzaReceived(element)
         where = "no namespace" if ns is None else f"namespace {ns}"
         raise StreamProtocolError(f"The server sent <{name}> in {where}, which XMPP over WebSocket does not allow")
+
+
+def _has_markup_declaration(data: bytes) -> bool:
+    """True if ``data`` holds ``<!`` once its CDATA openings (``<![CDATA[``) are taken out."""
+    return b"<!" in data and data.replace(b"<![CDATA[", b"").find(b"<!") != -1
 
 
 def _oversize(limit: int) -> StreamProtocolError:
@@ -362,6 +368,46 @@ def _stream_error(element: Element) -> StreamErrorReceived:
         elif condition == "undefined-condition":
             condition = qname.localname
     return StreamErrorReceived(condition=condition, text=text)
+
+
+def _canonical_text(root: Element) -> str | None:
+    """The text of ``root`` when serializing it as is gives exactly what ``_rebuild`` would; else None.
+
+    The fast path of ``send`` (the session builds its stanzas in that form already). It holds when the root has no
+    parent, every element is namespaced with that namespace as the only one in scope (``nsmap == {None: ns}``), no
+    attribute is namespaced, and the tree has no comment, PI or entity (checked by ``_declarations``); and the text
+    has no CDATA section and exactly one ``xmlns=`` per namespace change (a redundant declaration, or ``xmlns=``
+    inside a text or value, sends it down the slow path).
+    """
+    if root.getparent() is not None:
+        return None
+    declarations = _declarations(root, None)
+    if declarations is None:
+        return None
+    text = str(etree.tostring(root, encoding="unicode", with_tail=False))
+    if text.count("xmlns=") != declarations or "<![CDATA[" in text:
+        return None
+    return text
+
+
+def _declarations(element: Element, parent_ns: str | None) -> int | None:
+    """How many default-namespace declarations ``_rebuild`` writes for this subtree; None if not canonical."""
+    tag = element.tag
+    if not isinstance(tag, str) or not tag.startswith("{"):
+        return None
+    ns = tag[1 : tag.index("}")]
+    if element.nsmap != {None: ns}:
+        return None
+    for key in element.attrib:
+        if key.startswith("{"):
+            return None
+    count = 1 if ns != parent_ns else 0
+    for child in element:
+        below = _declarations(child, ns)
+        if below is None:
+            return None
+        count += below
+    return count
 
 
 def _rebuild(source: Element, parent: Element | None, parent_ns: str | None) -> Element:
