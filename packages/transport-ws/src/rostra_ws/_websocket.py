@@ -65,7 +65,8 @@ class WebSocket:
         self._events: deque[Event] = deque()
         self._parts: list[str] = []
         self._size = 0
-        self._send_lock = anyio.Lock()
+        # fast_acquire: an uncontended send does not yield here (the socket's send still checkpoints).
+        self._send_lock = anyio.Lock(fast_acquire=True)
         self._pong = anyio.Event()
         self._pings = 0
         self._closed: WebSocketClosed | None = None
