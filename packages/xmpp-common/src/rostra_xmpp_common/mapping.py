@@ -189,7 +189,7 @@ def build_vcard(fields: ProfileFields) -> Element:
 
 _V = f"{{{NS_VCARD4}}}"
 _V_VCARD, _V_TEXT, _V_URI = _V + "vcard", _V + "text", _V + "uri"
-_V_THUMB_PATH = f"{_V}parameters/{_V}type/{_V}text"
+_V_PARAMETERS, _V_TYPE = _V + "parameters", _V + "type"
 # vCard4 property -> (ProfileFields attribute, the child holding its value). Read in ONE pass: get_profile is hot.
 _V_FIELDS: Final = {
     _V + "nickname": ("nick_name", _V_TEXT),
@@ -199,13 +199,20 @@ _V_FIELDS: Final = {
 }
 
 
+# Children are looked up with iterchildren(tag) (done in C), not find() (an ElementPath per call): this is hot.
 def _value(element: Element, child_tag: str) -> str:
-    child = element.find(child_tag)
+    child = next(element.iterchildren(child_tag), None)
     return "" if child is None else str(child.text or "")
 
 
 def _is_thumbnail(photo: Element) -> bool:
-    return any(t.text == _THUMBNAIL_TYPE for t in photo.iterfind(_V_THUMB_PATH))
+    """True if some parameters/type/text child of the photo says x-thumbnail."""
+    return any(
+        text.text == _THUMBNAIL_TYPE
+        for parameters in photo.iterchildren(_V_PARAMETERS)
+        for type_ in parameters.iterchildren(_V_TYPE)
+        for text in type_.iterchildren(_V_TEXT)
+    )
 
 
 def parse_vcard(vcard: Element) -> ProfileFields:
@@ -273,10 +280,15 @@ def profile_from_payloads(payloads: Iterable[Element]) -> ProfileFields:
     return ProfileFields()
 
 
+_PUBSUB_ITEMS, _PUBSUB_ITEM = _q(NS_PUBSUB, "items"), _q(NS_PUBSUB, "item")
+
+
 def parse_profile_items(pubsub: Element) -> ProfileFields:
     """The profile in an items result (``<pubsub><items><item><vcard>``); none there -> empty fields."""
     _expect(pubsub, NS_PUBSUB, "pubsub", "profile items result")
-    item = pubsub.find(f"{_q(NS_PUBSUB, 'items')}/{_q(NS_PUBSUB, 'item')}")
+    # The first <item> of any <items> child (what find('items/item') gives), looked up in C.
+    found = (item for items in pubsub.iterchildren(_PUBSUB_ITEMS) for item in items.iterchildren(_PUBSUB_ITEM))
+    item = next(found, None)
     return ProfileFields() if item is None else profile_from_payloads(item)
 
 
