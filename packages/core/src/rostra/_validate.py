@@ -19,6 +19,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import re
@@ -198,7 +199,14 @@ def check_jid(value: object) -> str:
     The user part is case-folded, the domain lower-cased (IP literals in canonical form), the resource checked and
     dropped. Follows RFC 7622, simplified: ASCII host names only. Raises InvalidInputError for anything else.
     """
-    jid = _require_str(value, "JID")
+    if type(value) is str:  # exactly str: hashable, and equal only to itself (a refusal raises: never cached)
+        return _check_jid_text(value)
+    return _check_jid_text(_require_str(value, "JID"))
+
+
+@functools.lru_cache(maxsize=512)
+def _check_jid_text(jid: str) -> str:
+    """``check_jid`` of a plain str; pure, so its results are cached (apps ask about the same JIDs again)."""
     bare, slash, resource = jid.partition("/")
     if slash:
         _check_resource(resource, jid)
