@@ -250,3 +250,48 @@ def test_failed_start_in_with_leaves_no_temporary_directory(tmp_path: Path, monk
     with pytest.raises(ProsodyError, match="exited with status"), ProsodyServer(executable="false"):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_start_refuses_a_c2s_port_in_use_before_starting_prosody(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        server = ProsodyServer(directory=tmp_path, c2s_port=port, upload=False)
+        with pytest.raises(ProsodyError) as caught:
+            server.start()
+    assert (str(caught.value), server.running, (tmp_path / "prosody.log").exists()) == (
+        f"Cannot start Prosody: port {port} on 127.0.0.1 (c2s) is in use by another program: "
+        "pick another port, or 0 for a free one",
+        False,
+        False,
+    )
+
+
+def test_a_port_prosody_fails_to_open_is_a_start_failure_though_another_server_answers_there(
+    prosody: ProsodyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rostra_xmpp._prosody._port_in_use", lambda port: False)  # only Prosody's own log tells
+    server = ProsodyServer(directory=tmp_path, c2s_port=prosody.c2s_port, upload=False)
+    with pytest.raises(ProsodyError) as caught:
+        server.start()
+    assert (str(caught.value).splitlines()[0], server.running) == (
+        f"Prosody could not open port {prosody.c2s_port} on 127.0.0.1 (Failed to open server port "
+        f"{prosody.c2s_port} on 127.0.0.1, this port is in use by another application).",
+        False,
+    )
+
+
+def test_dev_server_on_a_c2s_port_in_use_exits_1_naming_the_port(prosody: ProsodyServer, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rostra_xmpp.devserver", "--dir", str(tmp_path), "--c2s-port", str(prosody.c2s_port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1,
+        "",
+        f"Cannot start Prosody: port {prosody.c2s_port} on 127.0.0.1 (c2s) is in use by another program: "
+        "pick another port, or 0 for a free one\n",
+    )

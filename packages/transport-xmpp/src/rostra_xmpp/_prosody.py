@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import re
 import shutil
 import signal
 import socket
@@ -35,6 +36,9 @@ INSTALL_HINT = "Prosody is not installed: run `apt-get install -y prosody` (Debi
 _LOOPBACK = "127.0.0.1"
 _UPLOAD_SIZE_LIMIT = 10 * 1024 * 1024
 _LOG_TAIL_LINES = 30
+# What Prosody logs when a listener could not be opened (it then runs on, without that service).
+_PORT_FAILED = re.compile(r"Failed to open server port (\d+)[^\n]*")
+_NO_PORTS = re.compile(r"Activated service '(c2s|c2s_direct_tls|http)' on no ports")
 
 
 class ProsodyError(RuntimeError):
@@ -53,6 +57,17 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_LOOPBACK, 0))
         return int(sock.getsockname()[1])
+
+
+def _port_in_use(port: int) -> bool:
+    """True when 127.0.0.1:``port`` cannot be bound (another program listens there); TIME_WAIT does not count."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((_LOOPBACK, port))
+        except OSError:
+            return True
+    return False
 
 
 def _lua(value: str) -> str:
@@ -250,8 +265,9 @@ class ProsodyServer:
     def start(self) -> None:
         """Start Prosody and return once it serves stream features; a no-op when it is running.
 
-        Raises ProsodyNotInstalledError without a ``prosody`` executable, ProsodyError (with the tail of its log)
-        when it exits or is not ready within the ready timeout.
+        Raises ProsodyNotInstalledError without a ``prosody`` executable, ProsodyError when one of its ports is in
+        use (before starting it), and ProsodyError (with the tail of its log) when it exits, fails to open one of
+        its ports, or is not ready within the ready timeout.
         """
         if self.running:
             return
@@ -259,6 +275,7 @@ class ProsodyServer:
         if binary is None:
             raise ProsodyNotInstalledError
         config = self._prepare()
+        self._refuse_ports_in_use()
         self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         output = (self.directory / "prosody.out").open("ab")
         try:
@@ -365,17 +382,54 @@ class ProsodyServer:
             upload_size_limit=_UPLOAD_SIZE_LIMIT,
         )
 
+    def _ports(self) -> dict[str, int]:
+        """Prosody's listening services and their ports."""
+        return {"c2s": self._c2s_port, "c2s_direct_tls": self._xmpps_port, "http": self._http_port}
+
+    def _refuse_ports_in_use(self) -> None:
+        """Raise ProsodyError naming the first port another program listens on (Prosody would start without it)."""
+        for service, port in self._ports().items():
+            if _port_in_use(port):
+                raise ProsodyError(
+                    f"Cannot start Prosody: port {port} on {_LOOPBACK} ({service}) is in use by another program: "
+                    "pick another port, or 0 for a free one"
+                )
+
+    def _start_failure(self, log: str) -> str | None:
+        """Why this start failed, from Prosody's log (a port it could not open), or None."""
+        failed = _PORT_FAILED.search(log)
+        if failed is not None:
+            return f"Prosody could not open port {failed.group(1)} on {_LOOPBACK} ({failed.group(0)})"
+        no_ports = _NO_PORTS.search(log)
+        if no_ports is not None:
+            service = no_ports.group(1)
+            return f"Prosody opened no port for {service} (port {self._ports()[service]} on {_LOOPBACK})"
+        return None
+
+    def _all_listening(self, log: str) -> bool:
+        """True once Prosody logged every service as listening on its own port."""
+        return all(
+            f"Activated service '{service}' on [{_LOOPBACK}]:{port}" in log for service, port in self._ports().items()
+        )
+
     def _wait_ready(self) -> None:
+        """Return once this Prosody logged all its ports open and serves stream features; else raise ProsodyError.
+
+        The probe alone is not enough: another server on the c2s port would answer it.
+        """
         assert self._process is not None
         deadline = time.monotonic() + self._ready_timeout
         while time.monotonic() < deadline:
             code = self._process.poll()
             if code is not None:
                 raise ProsodyError(f"Prosody exited with status {code} while starting.\n{self._log_tail()}")
-            if "Failed to open server port" in self._new_log_text():
-                raise ProsodyError(f"Prosody could not bind its ports.\n{self._log_tail()}")
+            log = self._new_log_text()
+            failure = self._start_failure(log)
+            if failure is not None:
+                raise ProsodyError(f"{failure}.\n{self._log_tail()}")
             remaining = max(0.1, deadline - time.monotonic())
-            if _stream_features_received(self._c2s_port, self._domain, min(2.0, remaining)):
+            listening = self._all_listening(log)
+            if listening and _stream_features_received(self._c2s_port, self._domain, min(2.0, remaining)):
                 return
             time.sleep(0.05)
         raise ProsodyError(
