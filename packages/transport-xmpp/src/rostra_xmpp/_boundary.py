@@ -15,12 +15,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
+from types import TracebackType
 from typing import Any, NoReturn
 
 import aiosasl
 import aioxmpp
 import aioxmpp.connector
 import aioxmpp.errors
+import aioxmpp.protocol
 import aioxmpp.security_layer as sl
 import OpenSSL.SSL
 from cryptography import x509 as cx509
@@ -158,6 +160,17 @@ def _retrieve_stream_errors(stream: Any) -> None:
         future.add_done_callback(_retrieve)
 
 
+def _streams_of(tb: TracebackType | None) -> list[Any]:
+    """The XML streams that the frames of a failed connect call had created (aioxmpp keeps them to itself)."""
+    found: list[Any] = []
+    while tb is not None:
+        for value in tb.tb_frame.f_locals.values():
+            if isinstance(value, aioxmpp.protocol.XMLStream) and not any(value is seen for seen in found):
+                found.append(value)
+        tb = tb.tb_next
+    return found
+
+
 def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
@@ -182,7 +195,10 @@ class PinnedConnector(aioxmpp.connector.BaseConnector):  # type: ignore[misc]
         try:
             return await self._inner.connect(loop, metadata, domain, host, port, *args, **kw)
         except Exception as exc:  # any failure here (aioopenssl even leaks InvalidStateError) means "unreachable"
-            _retrieve_stream_errors(self._policy.stream)
+            # A refused TCP connection aborts a stream whose features future nobody awaits any more: aioxmpp fails
+            # it with "stream shut down" a moment later, which asyncio would print as never retrieved.
+            for stream in [self._policy.stream, *_streams_of(exc.__traceback__)]:
+                _retrieve_stream_errors(stream)
             raise PinnedConnectError(host, port, exc, self._policy.certificate_failed) from exc
 
 

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 import aioxmpp
 import aioxmpp.disco
+import aioxmpp.disco.xso as disco_xso
 import aioxmpp.entitycaps
 import aioxmpp.errors
 import aioxmpp.httpupload.xso as upload_xso
@@ -192,14 +193,22 @@ class XmppSession(TransportSession):
         return stored
 
     async def _find_upload_service(self) -> aioxmpp.JID | None:
+        """The HTTP upload (XEP-0363) service of our domain, or None; asked once per session, cached.
+
+        Plain IQs, not aioxmpp's DiscoClient: a DiscoClient query cancelled by its timeout makes aioxmpp report the
+        CancelledError in a loop callback (printed on stderr); here a timeout is only our RequestTimeoutError.
+        """
         if self._upload_service is False:
             domain = self._client.local_jid.replace(localpart=None, resource=None)
             found: aioxmpp.JID | None = None
-            with translate("upload"):
-                items = await self._disco.query_items(domain, timeout=self._options.request_timeout)
+            items_query = from_element(mapping.build_disco_items_query(), disco_xso.ItemsQuery)
+            items = await self._send(aioxmpp.IQ(type_=aioxmpp.IQType.GET, to=domain, payload=items_query), "upload")
             for candidate in [domain, *(item.jid for item in items.items)]:
+                info_query = from_element(mapping.build_disco_info_query(), disco_xso.InfoQuery)
                 try:
-                    info = await self._disco.query_info(candidate, timeout=self._options.request_timeout)
+                    info = await self._raw_send(
+                        aioxmpp.IQ(type_=aioxmpp.IQType.GET, to=candidate, payload=info_query), "upload"
+                    )
                 except aioxmpp.errors.XMPPError:
                     continue  # one broken component does not hide the others
                 except Exception as exc:
@@ -245,7 +254,7 @@ class XmppSession(TransportSession):
         peer = self._bare(user_jid)
         if peer.domain != self._client.local_jid.domain:
             # A subscription to an unreachable domain would fail silently later: ask the domain once, now.
-            probe = from_element(mapping.build_disco_info_query(), aioxmpp.disco.xso.InfoQuery)
+            probe = from_element(mapping.build_disco_info_query(), disco_xso.InfoQuery)
             probe_iq = aioxmpp.IQ(type_=aioxmpp.IQType.GET, to=peer.replace(localpart=None), payload=probe)
             await self._send(probe_iq, "add_contact")
         with translate("add_contact"):
