@@ -128,6 +128,20 @@ async def test_an_oversized_image_is_413_and_the_profile_stays_whole(make_user) 
     assert (caught.value.status_code, await stored_profile(user)) == (413, before)
 
 
+async def test_an_image_that_grows_over_max_bytes_when_re_encoded_is_413_and_the_profile_stays_whole(
+    make_user,
+) -> None:
+    out = io.BytesIO()
+    Image.effect_noise((200, 150), 64).convert("RGB").save(out, format="JPEG", progressive=True, optimize=True)
+    source = out.getvalue()  # a baseline re-encoding of a progressive, optimized JPEG is a little larger
+    user = await make_user(image_limits=rostra.ImageLimits(max_bytes=len(source)))
+    await user.sdk.set_user_profile(**BASELINE)
+    before = await stored_profile(user)
+    with pytest.raises(rostra.PayloadTooLargeError) as caught:
+        await user.sdk.set_user_profile(image=source, name="Changed")
+    assert (caught.value.status_code, await stored_profile(user)) == (413, before)
+
+
 async def test_a_png_named_jpg_is_accepted_and_stored_as_png(alice, tmp_path: Path) -> None:
     misnamed = tmp_path / "photo.jpg"
     misnamed.write_bytes(png_bytes(40))

@@ -12,7 +12,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, JpegImagePlugin
 from PIL.PngImagePlugin import PngImageFile, PngInfo
 
 from rostra._errors import InvalidInputError, PayloadTooLargeError
@@ -336,6 +336,97 @@ def test_prepare_pillow_decompression_bomb_is_413_even_under_a_raised_limit() ->
     assert caught.value.message == (
         "the image has too many pixels (a possible decompression bomb): give a smaller picture"
     )
+
+
+# --- prepare_image: the size of what is sent ----------------------------------------------------------------------
+
+
+def _photo(size: tuple[int, int] = (400, 300)) -> Image.Image:
+    """A photo-like picture: smooth colour gradients under sensor-like noise (what makes JPEG re-encoding grow)."""
+    gradient = Image.linear_gradient("L")
+    smooth = Image.merge(
+        "RGB",
+        (
+            gradient.resize(size),
+            gradient.transpose(Image.Transpose.ROTATE_90).resize(size),
+            Image.radial_gradient("L").resize(size),
+        ),
+    )
+    noise = Image.merge("RGB", [Image.effect_noise(size, sigma) for sigma in (30, 40, 50)])
+    return Image.blend(smooth, noise, 0.35)
+
+
+def _photo_jpeg(size: tuple[int, int] = (400, 300), **save: object) -> bytes:
+    out = io.BytesIO()
+    _photo(size).save(out, format="JPEG", **save)
+    return out.getvalue()
+
+
+def _quantization(data: bytes) -> dict[int, list[int]]:
+    with Image.open(io.BytesIO(data)) as decoded:
+        return {index: list(table) for index, table in decoded.quantization.items()}  # type: ignore[attr-defined]
+
+
+def _sampling(data: bytes) -> int:
+    with Image.open(io.BytesIO(data)) as decoded:
+        return JpegImagePlugin.get_sampling(decoded)
+
+
+def test_prepare_jpeg_keeps_the_quantization_of_a_lower_quality_source() -> None:
+    source = _photo_jpeg(quality=60)
+    prepared = prepare_image(source, LIMITS)
+    assert _quantization(prepared.data) == _quantization(source)
+
+
+def test_prepare_jpeg_of_a_lower_quality_photo_is_no_larger_than_the_source() -> None:
+    source = _photo_jpeg(quality=60)
+    prepared = prepare_image(source, LIMITS)
+    assert len(prepared.data) <= len(source)
+
+
+def test_prepare_jpeg_of_a_rotated_photo_keeps_the_source_quantization() -> None:
+    source = _photo_jpeg(quality=70, exif=_exif_with_gps(orientation=6))
+    prepared = prepare_image(source, LIMITS)
+    assert ((prepared.width, prepared.height), _quantization(prepared.data)) == ((300, 400), _quantization(source))
+
+
+def test_prepare_jpeg_finer_than_quality_90_is_capped_at_quality_90() -> None:
+    source = _photo_jpeg(quality=100)
+    prepared = prepare_image(source, LIMITS)
+    assert _quantization(prepared.data) == _quantization(_photo_jpeg((8, 8), quality=90))
+
+
+def test_prepare_jpeg_keeps_the_source_chroma_subsampling() -> None:
+    source = _photo_jpeg(quality=80, subsampling=0)  # 4:4:4
+    prepared = prepare_image(source, LIMITS)
+    assert _sampling(prepared.data) == 0
+
+
+def test_prepare_grayscale_jpeg_keeps_its_single_table() -> None:
+    out = io.BytesIO()
+    _photo().convert("L").save(out, format="JPEG", quality=50)
+    prepared = prepare_image(out.getvalue(), LIMITS)
+    assert _quantization(prepared.data) == _quantization(out.getvalue())
+
+
+def test_prepare_image_that_grows_over_max_bytes_when_re_encoded_is_413() -> None:
+    # A progressive, Huffman-optimized source: the baseline re-encoding is a few percent larger.
+    source = _photo_jpeg(quality=80, progressive=True, optimize=True)
+    sent = len(prepare_image(source, ImageLimits(max_bytes=10 * len(source))).data)
+    assert sent > len(source)
+    with pytest.raises(PayloadTooLargeError) as caught:
+        prepare_image(source, ImageLimits(max_bytes=len(source)))
+    assert (caught.value.status_code, caught.value.message) == (
+        413,
+        f"the image re-encoded without its metadata is {sent} bytes; the limit is {len(source)} bytes: "
+        "give a picture with fewer pixels or a lower JPEG quality, or raise the max_bytes limit",
+    )
+
+
+def test_prepare_image_re_encoded_at_exactly_max_bytes_is_accepted() -> None:
+    source = _photo_jpeg(quality=80, progressive=True, optimize=True)
+    sent = len(prepare_image(source, ImageLimits(max_bytes=10 * len(source))).data)
+    assert len(prepare_image(source, ImageLimits(max_bytes=sent)).data) == sent
 
 
 # --- prepare_image: metadata ---------------------------------------------------------------------------------------

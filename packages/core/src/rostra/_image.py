@@ -7,6 +7,9 @@ Rules:
   reads the pixel size from the header and refuses before decoding (decompression bombs), applies the EXIF
   orientation, and re-encodes in the same format with no metadata at all (EXIF, GPS, XMP, ICC, comments, PNG
   text chunks). It is CPU-bound and synchronous: the Client runs it in a worker thread.
+- What is sent obeys ``max_bytes`` too: the re-encoded file is checked again (413). A JPEG is re-encoded with its
+  source's quantization tables, each coefficient capped at quality 90, and its chroma subsampling, with optimized
+  Huffman tables: a quality-60 photo re-encoded at a fixed quality 90 would be about twice as large.
 - Only ``InvalidInputError`` (400) and ``PayloadTooLargeError`` (413) come out; Pillow's exceptions never do.
 - It never fetches a URL: an http(s) URL is checked for shape and stored as given.
 """
@@ -14,6 +17,7 @@ Rules:
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import os
 import stat
@@ -21,7 +25,7 @@ import unicodedata
 import urllib.parse
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, JpegImagePlugin
 
 from ._errors import InvalidInputError, PayloadTooLargeError, RostraError
 
@@ -53,7 +57,7 @@ _NOT_AN_IMAGE = "the image is not a PNG or JPEG image: give a PNG or JPEG file, 
 class ImageLimits:
     """Configurable image limits (Client options). All must be positive integers."""
 
-    max_bytes: int = 5 * 1024 * 1024  # the file as given
+    max_bytes: int = 5 * 1024 * 1024  # the file as given, and the re-encoded file that is sent
     max_pixels: int = 25_000_000  # width * height, from the header, before decoding
     thumbnail_px: int = 128  # the thumbnail's longest side
     max_inline_bytes: int = 256 * 1024  # image + thumbnail when stored inline (no upload service)
@@ -187,15 +191,51 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
     return image
 
 
-def _encode(image: Image.Image, image_format: str) -> bytes:
-    """``image`` encoded with nothing but its pixels (and PNG transparency); no metadata of any kind."""
+@functools.cache
+def _cap_tables() -> tuple[list[int], list[int]]:
+    """The quantization tables (natural order) Pillow's encoder uses at ``JPEG_QUALITY``: luminance, chrominance."""
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(out, format="JPEG", quality=JPEG_QUALITY)
+    with Image.open(out) as reference:
+        tables: dict[int, list[int]] = getattr(reference, "quantization", {})
+        return list(tables[0]), list(tables[1])
+
+
+def _jpeg_options(source: Image.Image) -> dict[str, object]:
+    """Encoder options that keep ``source``'s JPEG quality (never finer than ``JPEG_QUALITY``) and subsampling.
+
+    Each coefficient of the source's quantization tables is kept or, when finer, coarsened to its value at
+    ``JPEG_QUALITY``. Tables that libjpeg's baseline encoder cannot take (none, more than 4, over 255) give
+    ``quality=JPEG_QUALITY`` instead.
+    """
+    tables: dict[int, list[int]] = getattr(source, "quantization", None) or {}
+    ordered = [list(tables[index]) for index in sorted(tables)]
+    options: dict[str, object] = {"optimize": True}
+    if not 1 <= len(ordered) <= 4 or any(len(table) != 64 or max(table) > 255 for table in ordered):
+        options["quality"] = JPEG_QUALITY
+    else:
+        options["qtables"] = [
+            [max(value, cap) for value, cap in zip(table, _cap_tables()[min(index, 1)], strict=True)]
+            for index, table in enumerate(ordered)
+        ]
+    sampling = JpegImagePlugin.get_sampling(source) if isinstance(source, JpegImagePlugin.JpegImageFile) else -1
+    if sampling != -1:
+        options["subsampling"] = sampling
+    return options
+
+
+def _encode(image: Image.Image, image_format: str, jpeg_options: dict[str, object] | None = None) -> bytes:
+    """``image`` encoded with nothing but its pixels (and PNG transparency); no metadata of any kind.
+
+    A JPEG uses ``jpeg_options`` (from ``_jpeg_options``), else quality ``JPEG_QUALITY``.
+    """
     options: dict[str, object] = {}
     if image_format == "PNG":
         transparency = image.info.get("transparency")
         if transparency is not None and image.mode in _PNG_TRANSPARENCY_MODES:
             options["transparency"] = transparency
     else:
-        options["quality"] = JPEG_QUALITY
+        options.update(jpeg_options or {"quality": JPEG_QUALITY})
     # Pillow's encoders copy ICC profiles, comments and transparency from ``info``: start from nothing.
     image.info = {}
     out = io.BytesIO()
@@ -217,9 +257,9 @@ def _thumbnail(image: Image.Image, image_format: str, limits: ImageLimits) -> by
 def prepare_image(data: bytes, limits: ImageLimits) -> PreparedImage:
     """The picture in ``data`` (PNG or JPEG, by content) upright, re-encoded without metadata, with a thumbnail.
 
-    Raises PayloadTooLargeError when ``data`` exceeds ``limits.max_bytes`` or its header claims more than
-    ``limits.max_pixels`` pixels (before decoding); InvalidInputError when it is empty, not PNG or JPEG, truncated
-    or corrupt.
+    Raises PayloadTooLargeError when ``data`` or the re-encoded picture exceeds ``limits.max_bytes``, or the header
+    claims more than ``limits.max_pixels`` pixels (before decoding); InvalidInputError when it is empty, not PNG or
+    JPEG, truncated or corrupt.
     """
     if len(data) > limits.max_bytes:
         raise _too_large(len(data), limits)
@@ -234,13 +274,19 @@ def prepare_image(data: bytes, limits: ImageLimits) -> PreparedImage:
             opened.load()
             upright = ImageOps.exif_transpose(opened)
             thumbnail = _thumbnail(upright, encode_as, limits)
-            encoded = _encode(upright, encode_as)
+            jpeg_options = _jpeg_options(opened) if encode_as == "JPEG" else None
+            encoded = _encode(upright, encode_as, jpeg_options)
         except RostraError:
             raise
         except MemoryError:
             raise PayloadTooLargeError("the image is too large to decode: give a smaller picture") from None
         except Exception:
             raise InvalidInputError("the image is truncated or corrupt: give a complete PNG or JPEG file") from None
+    if len(encoded) > limits.max_bytes:
+        raise PayloadTooLargeError(
+            f"the image re-encoded without its metadata is {len(encoded)} bytes; the limit is {limits.max_bytes} "
+            "bytes: give a picture with fewer pixels or a lower JPEG quality, or raise the max_bytes limit"
+        )
     return PreparedImage(
         data=encoded,
         content_type=content_type,
