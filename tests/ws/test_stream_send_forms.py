@@ -94,7 +94,10 @@ def _no_namespace_child() -> Any:
             '<pubsub xmlns="http://jabber.org/protocol/pubsub"><items node="urn:xmpp:vcard4" max_items="1"/></pubsub>'
             "</iq>",
         ),
-        (_redundant_declaration, '<iq xmlns="jabber:client" id="r"><query xmlns="jabber:iq:roster"><item/></query></iq>'),
+        (
+            _redundant_declaration,
+            '<iq xmlns="jabber:client" id="r"><query xmlns="jabber:iq:roster"><item/></query></iq>',
+        ),
         (_cdata_body, '<message xmlns="jabber:client"><body>a&lt;b</body></message>'),
         (_prefixed_stanza, '<message xmlns="jabber:client"/>'),
         (_element_with_a_parent, '<presence xmlns="jabber:client"/>'),
@@ -105,7 +108,7 @@ def _no_namespace_child() -> Any:
         (_inherited_namespace_child, '<iq xmlns="jabber:client" type="get" id="q"><query/></iq>'),
         (_no_namespace_child, '<iq xmlns="jabber:client" type="get" id="q"><query/></iq>'),
     ],
-    ids=lambda value: getattr(value, "__name__", "")[1:] or None,
+    ids=lambda value: getattr(value, "__name__", "expected")[1:] if callable(value) else "text",
 )
 def test_send_writes_the_one_wire_form_of_each_tree(build: Callable[[], Any], expected: str) -> None:
     assert opened().send(build()) == expected
