@@ -123,6 +123,7 @@ def test_server_listens_only_on_loopback_ports_it_reports(prosody: ProsodyServer
         ("127.0.0.1", prosody.c2s_port),
         ("127.0.0.1", prosody.xmpps_port),
         ("127.0.0.1", prosody.http_port),
+        ("127.0.0.1", prosody.https_port),
     }
 
 

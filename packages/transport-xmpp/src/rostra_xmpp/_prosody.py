@@ -38,7 +38,7 @@ _UPLOAD_SIZE_LIMIT = 10 * 1024 * 1024
 _LOG_TAIL_LINES = 30
 # What Prosody logs when a listener could not be opened (it then runs on, without that service).
 _PORT_FAILED = re.compile(r"Failed to open server port (\d+)[^\n]*")
-_NO_PORTS = re.compile(r"Activated service '(c2s|c2s_direct_tls|http)' on no ports")
+_NO_PORTS = re.compile(r"Activated service '(c2s|c2s_direct_tls|https?)' on no ports")
 
 
 class ProsodyError(RuntimeError):
@@ -178,6 +178,7 @@ class ProsodyServer:
         upload: bool = True,
         *,
         xmpps_port: int = 0,
+        https_port: int = 0,
         executable: str = "prosody",
         ready_timeout: float = 15.0,
         stop_timeout: float = 10.0,
@@ -188,6 +189,7 @@ class ProsodyServer:
         self._c2s_port = c2s_port
         self._http_port = http_port
         self._xmpps_port = xmpps_port
+        self._https_port = https_port
         self._domain = domain
         self._upload = upload
         self._executable = executable
@@ -225,6 +227,11 @@ class ProsodyServer:
         return self._xmpps_port
 
     @property
+    def https_port(self) -> int:
+        """The HTTPS port (``wss://`` WebSocket endpoint); 0 until the first ``start()`` when it was to be picked."""
+        return self._https_port
+
+    @property
     def xmpp_url(self) -> str:
         return f"xmpp://{_LOOPBACK}:{self._c2s_port}"
 
@@ -235,6 +242,11 @@ class ProsodyServer:
     @property
     def ws_url(self) -> str:
         return f"ws://{_LOOPBACK}:{self._http_port}/xmpp-websocket"
+
+    @property
+    def wss_url(self) -> str:
+        """The WebSocket endpoint over TLS (the certificate is for the domain, signed by ``ca_file``)."""
+        return f"wss://{_LOOPBACK}:{self._https_port}/xmpp-websocket"
 
     @property
     def ca_file(self) -> Path:
@@ -336,7 +348,7 @@ class ProsodyServer:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        ports = f"c2s={self._c2s_port} xmpps={self._xmpps_port} http={self._http_port}"
+        ports = f"c2s={self._c2s_port} xmpps={self._xmpps_port} http={self._http_port} https={self._https_port}"
         return f"<ProsodyServer {self._domain} {ports} {state}>"
 
     # -- internals -----------------------------------------------------------------------------------------------
@@ -357,6 +369,8 @@ class ProsodyServer:
             self._http_port = _free_port()
         while self._xmpps_port in (0, self._c2s_port, self._http_port):
             self._xmpps_port = _free_port()
+        while self._https_port in (0, self._c2s_port, self._http_port, self._xmpps_port):
+            self._https_port = _free_port()
         config = directory / "prosody.cfg.lua"
         config.write_text(self._render_config(cert_dir))
         return config
@@ -372,6 +386,7 @@ class ProsodyServer:
             c2s_port=self._c2s_port,
             http_port=self._http_port,
             xmpps_port=self._xmpps_port,
+            https_port=self._https_port,
             domain=_lua(self._domain),
             cert_dir=_lua(str(cert_dir)),
             cert_file=_lua(str(cert_dir / "server.crt")),
@@ -384,7 +399,12 @@ class ProsodyServer:
 
     def _ports(self) -> dict[str, int]:
         """Prosody's listening services and their ports."""
-        return {"c2s": self._c2s_port, "c2s_direct_tls": self._xmpps_port, "http": self._http_port}
+        return {
+            "c2s": self._c2s_port,
+            "c2s_direct_tls": self._xmpps_port,
+            "http": self._http_port,
+            "https": self._https_port,
+        }
 
     def _refuse_ports_in_use(self) -> None:
         """Raise ProsodyError naming the first port another program listens on (Prosody would start without it)."""
