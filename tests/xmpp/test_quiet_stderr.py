@@ -142,3 +142,35 @@ UPLOAD_TIMEOUT = """
 def test_a_timeout_during_upload_discovery_prints_only_the_408(prosody: ProsodyServer) -> None:
     result = _run_python(UPLOAD_TIMEOUT, prosody.xmpp_url, str(prosody.ca_file))
     assert (result.returncode, result.stdout, result.stderr) == (0, "408\n", "")
+
+
+REQUESTS_CUT_BY_THE_DEADLINE = """
+    import sys
+    import uuid
+
+    import anyio
+
+    import rostra
+
+    async def main(url, ca_file):
+        async with rostra.Client(url, ca_file=ca_file) as sdk:
+            data = (await sdk.register("fay" + uuid.uuid4().hex)).data
+        outcomes = set()
+        for _ in range(10):
+            async with rostra.Client(url, ca_file=ca_file, request_timeout=0.0005) as sdk:
+                await sdk.connect(data.username, data.password)
+                for _ in range(5):
+                    try:
+                        await sdk.get_user_profile(data.user_jid)
+                        outcomes.add(200)
+                    except rostra.RostraError as error:
+                        outcomes.add(error.status_code)
+        print(408 in outcomes)
+
+    anyio.run(main, sys.argv[1], sys.argv[2])
+"""
+
+
+def test_requests_cut_by_the_request_timeout_print_nothing_on_stderr(prosody: ProsodyServer) -> None:
+    result = _run_python(REQUESTS_CUT_BY_THE_DEADLINE, prosody.xmpp_url, str(prosody.ca_file))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "True\n", "")
