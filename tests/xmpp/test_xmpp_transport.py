@@ -279,6 +279,46 @@ async def test_a_certificate_from_another_ca_is_503_naming_ca_file(prosody: Pros
     assert "ca_file" in caught.value.message
 
 
+CERTIFICATE_FAILED = (
+    "The server's TLS certificate failed verification for 'localhost': pass the ca_file option with the CA that "
+    "signed it (or fix the server's certificate)"
+)
+
+
+async def test_a_login_with_a_certificate_from_another_ca_is_503_naming_ca_file(
+    prosody: ProsodyServer, tmp_path: Path
+) -> None:
+    transport = XmppTransport(prosody.xmpp_url, TransportOptions(ca_file=other_ca(tmp_path)))
+    with pytest.raises(UnreachableError) as caught:
+        await transport.open_session(fresh(), PASSWORD, Sink())
+    assert caught.value.message == CERTIFICATE_FAILED
+
+
+async def test_direct_tls_with_a_certificate_from_another_ca_is_503_naming_ca_file(
+    prosody: ProsodyServer, tmp_path: Path
+) -> None:
+    transport = XmppTransport(prosody.xmpps_url, TransportOptions(ca_file=other_ca(tmp_path)))
+    with pytest.raises(UnreachableError) as caught:
+        await transport.register_account(fresh(), PASSWORD)
+    assert caught.value.message == CERTIFICATE_FAILED
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"], ids=["missing", "not-pem"])
+async def test_a_ca_file_that_cannot_be_loaded_is_400_naming_it(
+    prosody: ProsodyServer, tmp_path: Path, content: bytes | None
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    if content is not None:
+        ca_file.write_bytes(content)
+    transport = XmppTransport(prosody.xmpp_url, TransportOptions(ca_file=str(ca_file)))
+    with pytest.raises(InvalidInputError) as caught:
+        await transport.register_account(fresh(), PASSWORD)
+    assert caught.value.message == (
+        f"The CA file {str(ca_file)!r} (the ca_file option) cannot be loaded: give a readable PEM file with the CA "
+        "certificate that signed the server's certificate"
+    )
+
+
 async def test_a_domain_the_server_does_not_serve_is_503_naming_it(prosody: ProsodyServer) -> None:
     url = f"{prosody.xmpp_url}?domain=other.example"
     transport = XmppTransport(url, TransportOptions(ca_file=str(prosody.ca_file)))

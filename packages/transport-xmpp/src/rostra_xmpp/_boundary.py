@@ -29,6 +29,7 @@ from cryptography import x509 as cx509
 
 from rostra._errors import (
     AuthenticationError,
+    InvalidInputError,
     RequestTimeoutError,
     RostraError,
     ServerError,
@@ -87,7 +88,11 @@ class _Verifier(sl.CertificateVerifier):  # type: ignore[misc]
             return
         ctx.set_verify(OpenSSL.SSL.VERIFY_PEER, self.verify_callback)
         if self._policy.ca_file:
-            ctx.load_verify_locations(self._policy.ca_file)
+            try:
+                ctx.load_verify_locations(self._policy.ca_file)
+            except OpenSSL.SSL.Error:
+                self._policy.ca_file_failed = True
+                raise
         else:
             ctx.set_default_verify_paths()
 
@@ -135,6 +140,7 @@ class TlsPolicy:
         self.ca_file = ca_file
         self.verify = verify
         self.certificate_failed = False
+        self.ca_file_failed = False  # ca_file could not be loaded (missing, unreadable, not PEM)
         self.stream: Any = None  # the XML stream of the TLS handshake, once it started
 
     def security_layer(self, password: str | None) -> sl.SecurityLayer:
@@ -202,7 +208,12 @@ class PinnedConnector(aioxmpp.connector.BaseConnector):  # type: ignore[misc]
             raise PinnedConnectError(host, port, exc, self._policy.certificate_failed) from exc
 
 
-def _unreachable(exc: PinnedConnectError, policy: TlsPolicy | None) -> UnreachableError:
+def _unreachable(exc: PinnedConnectError, policy: TlsPolicy | None) -> RostraError:
+    if policy is not None and policy.ca_file_failed:
+        return InvalidInputError(
+            f"The CA file {policy.ca_file!r} (the ca_file option) cannot be loaded: give a readable PEM file with "
+            "the CA certificate that signed the server's certificate"
+        )
     if exc.certificate_failed:
         domain = policy.domain if policy is not None else "the domain"
         return UnreachableError(
