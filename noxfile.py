@@ -42,7 +42,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    _install(session, "ruff", "mypy", "pytest", "hypothesis", editable=True)
+    _install(session, "ruff", "mypy", "pytest", "hypothesis", "trio", editable=True)
     session.run("ruff", "check", ".")
     session.run("mypy")
 
