@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each profile event")
     demo.set_defaults(func=_async_command(_run_demo))
 
+    schema = sub.add_parser("schema", help="print the JSON Schema of every response, error and event")
+    schema.set_defaults(func=_print_schema)
+
     register = sub.add_parser("register", help="register a user; keeps its credentials in the credential file")
     register.add_argument("identifier")
     register.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata entry (max 3)")
@@ -254,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     for ep in entry_points(group="rostra.cli"):
         ep.load()(sub)
     return parser
+
+
+def _print_schema(args: argparse.Namespace) -> int:
+    from ._jsonschema import schema_json
+
+    sys.stdout.write(schema_json())
+    return 0
 
 
 def _async_command(run: Callable[[argparse.Namespace], Any]) -> Callable[[argparse.Namespace], int]:
