@@ -11,17 +11,18 @@ from lxml import etree
 
 import rostra
 from rostra_ws._errors import StreamProtocolError
-from rostra_ws._sasl import SASL_NS, SaslNegotiation
+from rostra_ws._sasl import SaslNegotiation
+from rostra_xmpp_common.namespaces import NS_SASL
 
 PASSWORD = "correct horse battery"
 
 
 def sasl(name: str, data: bytes | None = None, *children: str) -> Any:
-    element = etree.Element(f"{{{SASL_NS}}}{name}", nsmap={None: SASL_NS})
+    element = etree.Element(f"{{{NS_SASL}}}{name}", nsmap={None: NS_SASL})
     if data is not None:
         element.text = base64.b64encode(data).decode()
     for child in children:
-        etree.SubElement(element, f"{{{SASL_NS}}}{child}")
+        etree.SubElement(element, f"{{{NS_SASL}}}{child}")
     return element
 
 
@@ -105,7 +106,7 @@ def test_repr_never_shows_the_password() -> None:
 
 def test_plain_auth_carries_the_credentials() -> None:
     auth = SaslNegotiation("alice", PASSWORD, ["PLAIN"], plain_allowed=True).start()
-    assert (auth.tag, auth.get("mechanism")) == (f"{{{SASL_NS}}}auth", "PLAIN")
+    assert (auth.tag, auth.get("mechanism")) == (f"{{{NS_SASL}}}auth", "PLAIN")
     assert base64.b64decode(auth.text) == b"\0alice\0" + PASSWORD.encode()
 
 
@@ -220,7 +221,7 @@ def test_failure_text_never_holds_the_password_or_the_payloads() -> None:
     negotiation = SaslNegotiation("alice", PASSWORD, ["PLAIN"], plain_allowed=True)
     auth = negotiation.start()
     failure = sasl("failure", None, "aborted")
-    etree.SubElement(failure, f"{{{SASL_NS}}}text").text = f"echo {auth.text} {PASSWORD}"
+    etree.SubElement(failure, f"{{{NS_SASL}}}text").text = f"echo {auth.text} {PASSWORD}"
     with pytest.raises(rostra.AuthenticationError) as caught:
         negotiation.receive(failure)
     assert PASSWORD not in str(caught.value)

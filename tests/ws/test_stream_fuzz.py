@@ -11,8 +11,9 @@ from lxml import etree
 
 import rostra
 from rostra_ws._errors import StreamProtocolError
-from rostra_ws._sasl import SASL_NS, SaslNegotiation
+from rostra_ws._sasl import SaslNegotiation
 from rostra_ws._stream import State, StreamEvent, XmppWebSocketStream
+from rostra_xmpp_common.namespaces import NS_SASL
 
 CAP = 4096
 VALID = [
@@ -43,7 +44,7 @@ NAMESPACES = [
     "jabber:server",
     "urn:ietf:params:xml:ns:xmpp-framing",
     "http://etherx.jabber.org/streams",
-    SASL_NS,
+    NS_SASL,
     "",
 ]
 NAMES = ["open", "close", "features", "error", "iq", "message", "presence", "challenge", "success", "failure", "x"]
@@ -112,7 +113,7 @@ def test_stream_receive_gives_an_event_or_the_protocol_error(state: str, message
 
 
 def sasl_element(name: str, text: str) -> Any:
-    element = etree.Element(f"{{{SASL_NS}}}{name}")
+    element = etree.Element(f"{{{NS_SASL}}}{name}")
     element.text = text
     return element
 

@@ -24,14 +24,14 @@ import scramp
 from lxml import etree
 
 from rostra._errors import AuthenticationError, InvalidInputError, ServerError
+from rostra_xmpp_common.namespaces import NS_SASL
 
 from ._errors import StreamProtocolError
 
-__all__ = ["MAX_SCRAM_ITERATIONS", "SASL_NS", "SaslNegotiation"]
+__all__ = ["MAX_SCRAM_ITERATIONS", "SaslNegotiation"]
 
 Element = Any  # lxml.etree._Element (lxml ships no type information)
 
-SASL_NS: Final = "urn:ietf:params:xml:ns:xmpp-sasl"
 MAX_SCRAM_ITERATIONS: Final = 1_000_000
 _PREFERENCE: Final = ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN")
 # Conditions that mean "these credentials are not accepted": reported exactly as the xmpp:// transport does.
@@ -154,7 +154,7 @@ class SaslNegotiation:
 
 
 def _element(name: str, text: str) -> Element:
-    element = etree.Element(f"{{{SASL_NS}}}{name}", nsmap={None: SASL_NS})
+    element = etree.Element(f"{{{NS_SASL}}}{name}", nsmap={None: NS_SASL})
     if text:
         element.text = text
     return element
@@ -169,7 +169,7 @@ def _sasl_name(element: Element) -> str:
     if not etree.iselement(element) or not isinstance(element.tag, str):
         raise StreamProtocolError("The server sent something that is not an element during SASL")
     qname = etree.QName(element)
-    if qname.namespace != SASL_NS:
+    if qname.namespace != NS_SASL:
         raise StreamProtocolError("The server sent a non-SASL element during SASL")
     return str(qname.localname)
 
@@ -218,7 +218,7 @@ def _failure(element: Element) -> AuthenticationError:
             str(etree.QName(child).localname)
             for child in element
             if isinstance(child.tag, str)
-            and etree.QName(child).namespace == SASL_NS
+            and etree.QName(child).namespace == NS_SASL
             and etree.QName(child).localname != "text"
         ),
         "not-authorized",

@@ -39,9 +39,10 @@ from rostra._transport import (
     TransportSession,
 )
 from rostra_xmpp_common import mapping, upload
+from rostra_xmpp_common.namespaces import NS_CAPS, NS_CLIENT, NS_PING
 
 from ._errors import StreamProtocolError
-from ._stream import CLIENT_NS, StanzaReceived, StreamClosed, StreamErrorReceived, XmppWebSocketStream
+from ._stream import StanzaReceived, StreamClosed, StreamErrorReceived, XmppWebSocketStream
 from ._websocket import WebSocket, WebSocketClosed
 
 __all__ = ["IqError", "WsSession", "spawn_system_task"]
@@ -52,17 +53,11 @@ _log = logging.getLogger("rostra_ws")
 _log.addHandler(logging.NullHandler())
 
 _CLOSE_TIMEOUT: Final = 2.0
-_NS_CAPS: Final = "http://jabber.org/protocol/caps"
-_NS_PING: Final = "urn:xmpp:ping"
 _CAPS_NODE: Final = "urn:rostra:client"
-_IQ, _MESSAGE, _PRESENCE = (f"{{{CLIENT_NS}}}{name}" for name in ("iq", "message", "presence"))
-_ERROR = f"{{{CLIENT_NS}}}error"
+_IQ, _MESSAGE, _PRESENCE = (f"{{{NS_CLIENT}}}{name}" for name in ("iq", "message", "presence"))
+_ERROR = f"{{{NS_CLIENT}}}error"
 # Built once: a copy (lxml copies in C) is cheaper than building it again for every get_profile.
 _PROFILE_ITEMS_REQUEST: Final = mapping.build_profile_items_request()
-# Prosody answers forbidden for a profile node that does not exist yet when the asker is not a contact.
-_NO_PROFILE: Final = frozenset({"item-not-found", "forbidden"})
-# What a server without server-to-server answers for another domain (Prosody: not-allowed).
-_REMOTE_REFUSED: Final = frozenset({"not-allowed", "remote-server-not-found", "service-unavailable"})
 
 
 class IqError(Exception):
@@ -104,7 +99,7 @@ def _domain_of(jid: str) -> str:
 
 
 def _element(tag: str, attrs: dict[str, str] | None = None) -> Element:
-    return etree.Element(f"{{{CLIENT_NS}}}{tag}", attrs or {}, nsmap={None: CLIENT_NS})
+    return etree.Element(f"{{{NS_CLIENT}}}{tag}", attrs or {}, nsmap={None: NS_CLIENT})
 
 
 class _Pending:
@@ -173,9 +168,9 @@ class WsSession(TransportSession):
             presence = _element("presence")
             etree.SubElement(
                 presence,
-                f"{{{_NS_CAPS}}}c",
+                f"{{{NS_CAPS}}}c",
                 {"hash": "sha-1", "node": _CAPS_NODE, "ver": mapping.entity_caps_ver()},
-                nsmap={None: _NS_CAPS},
+                nsmap={None: NS_CAPS},
             )
             await self._send(presence)
         except BaseException:
@@ -339,7 +334,7 @@ class WsSession(TransportSession):
         if exc.element is None:
             return ServerError(f"{operation.replace('_', ' ')} failed: the server sent an error without a reason")
         remote = to is not None and _domain_of(to) != self._domain
-        if remote and exc.parsed.condition in _REMOTE_REFUSED:
+        if remote and exc.parsed.condition in mapping.REMOTE_REFUSED_CONDITIONS:
             return mapping.error_from_condition("remote-server-not-found", operation=operation, text=exc.parsed.text)
         return mapping.error_from_stanza_error(exc.element, operation=operation)
 
@@ -350,7 +345,7 @@ class WsSession(TransportSession):
         try:
             reply = await self._iq("get", copy.copy(_PROFILE_ITEMS_REQUEST), to=to, operation="get_profile")
         except IqError as exc:
-            if exc.parsed.condition in _NO_PROFILE:
+            if exc.parsed.condition in mapping.NO_PROFILE_CONDITIONS:
                 return ProfileFields()  # no readable profile node (or no such user: servers do not tell)
             raise self._translate(exc, to, "get_profile") from None
         return mapping.parse_profile_items(reply[0]) if len(reply) else ProfileFields()
@@ -502,7 +497,7 @@ class WsSession(TransportSession):
                 await self._answer(iq, mapping.build_disco_info_result(node=node))
             else:
                 await self._answer_error(iq, "item-not-found")
-        elif type_ == "get" and payload.tag == f"{{{_NS_PING}}}ping":
+        elif type_ == "get" and payload.tag == f"{{{NS_PING}}}ping":
             await self._answer(iq, None)
         else:
             await self._answer_error(iq, "service-unavailable")

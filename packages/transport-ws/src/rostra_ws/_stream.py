@@ -26,13 +26,19 @@ from typing import Any, Final
 
 from lxml import etree
 
+from rostra_xmpp_common.namespaces import (
+    NS_BIND,
+    NS_CLIENT,
+    NS_FRAMING,
+    NS_REGISTER_FEATURE,
+    NS_SASL,
+    NS_STREAM_ERRORS,
+    NS_STREAMS,
+)
+
 from ._errors import StreamProtocolError
 
 __all__ = [
-    "CLIENT_NS",
-    "FRAMING_NS",
-    "SASL_NS",
-    "STREAMS_NS",
     "FeaturesReceived",
     "NonzaReceived",
     "StanzaReceived",
@@ -45,14 +51,6 @@ __all__ = [
 ]
 
 Element = Any  # lxml.etree._Element (lxml ships no type information)
-
-FRAMING_NS: Final = "urn:ietf:params:xml:ns:xmpp-framing"
-CLIENT_NS: Final = "jabber:client"
-STREAMS_NS: Final = "http://etherx.jabber.org/streams"
-STREAM_ERRORS_NS: Final = "urn:ietf:params:xml:ns:xmpp-streams"
-SASL_NS: Final = "urn:ietf:params:xml:ns:xmpp-sasl"
-BIND_NS: Final = "urn:ietf:params:xml:ns:xmpp-bind"
-REGISTER_FEATURE_NS: Final = "http://jabber.org/features/iq-register"
 
 _STANZA_NAMES: Final = frozenset({"iq", "message", "presence"})
 # Names that only mean something in their own namespace: seen elsewhere they are a namespace mistake.
@@ -176,7 +174,7 @@ class XmppWebSocketStream:
         """
         if self.state not in (State.IDLE, State.OPEN):
             raise ValueError(f"cannot open the stream while it is {self.state.value}")
-        element = etree.Element(_qname(FRAMING_NS, "open"), nsmap={None: FRAMING_NS})
+        element = etree.Element(_qname(NS_FRAMING, "open"), nsmap={None: NS_FRAMING})
         element.set("to", self.domain)
         element.set("version", "1.0")
         self.state = State.OPENING
@@ -189,7 +187,7 @@ class XmppWebSocketStream:
         else:
             self.state = State.CLOSING
         return str(
-            etree.tostring(etree.Element(_qname(FRAMING_NS, "close"), nsmap={None: FRAMING_NS}), encoding="unicode")
+            etree.tostring(etree.Element(_qname(NS_FRAMING, "close"), nsmap={None: NS_FRAMING}), encoding="unicode")
         )
 
     def send(self, element: Element) -> str:
@@ -208,13 +206,13 @@ class XmppWebSocketStream:
         if ns is None:
             if name not in _STANZA_NAMES:
                 raise ValueError(f"<{name}> has no namespace and is not a stanza")
-            ns = CLIENT_NS
-        elif ns == CLIENT_NS:
+            ns = NS_CLIENT
+        elif ns == NS_CLIENT:
             if name not in _STANZA_NAMES:
                 raise ValueError(f"<{name}> is not a stanza of jabber:client")
         elif name in _STANZA_NAMES:
             raise ValueError(f"a <{name}> stanza must be in jabber:client, not {ns}")
-        elif ns in (FRAMING_NS, STREAMS_NS):
+        elif ns in (NS_FRAMING, NS_STREAMS):
             raise ValueError(f"<{name}> in {ns} is stream-level: use open() or close()")
         text = _canonical_text(element)
         if text is None:
@@ -290,17 +288,17 @@ class XmppWebSocketStream:
     def _classify(self, element: Element) -> StreamEvent:
         qname = etree.QName(element)
         ns, name = qname.namespace, qname.localname
-        if ns == FRAMING_NS:
+        if ns == NS_FRAMING:
             if name == "open":
                 return _opened(element)
             if name == "close":
                 return StreamClosed(reason=element.get("see-other-uri"))
-        elif ns == STREAMS_NS:
+        elif ns == NS_STREAMS:
             if name == "features":
                 return _features(element)
             if name == "error":
                 return _stream_error(element)
-        elif ns == CLIENT_NS:
+        elif ns == NS_CLIENT:
             if name in _STANZA_NAMES:
                 return StanzaReceived(element)
         elif ns is not None and name not in _RESERVED_NAMES:
@@ -345,14 +343,14 @@ def _opened(element: Element) -> StreamOpened:
 def _features(element: Element) -> FeaturesReceived:
     mechanisms = tuple(
         text.strip()
-        for text in element.xpath("s:mechanisms/s:mechanism/text()", namespaces={"s": SASL_NS})
+        for text in element.xpath("s:mechanisms/s:mechanism/text()", namespaces={"s": NS_SASL})
         if text.strip()
     )
     return FeaturesReceived(
         features=element,
         mechanisms=mechanisms,
-        can_register=element.find(_qname(REGISTER_FEATURE_NS, "register")) is not None,
-        can_bind=element.find(_qname(BIND_NS, "bind")) is not None,
+        can_register=element.find(_qname(NS_REGISTER_FEATURE, "register")) is not None,
+        can_bind=element.find(_qname(NS_BIND, "bind")) is not None,
     )
 
 
@@ -361,7 +359,7 @@ def _stream_error(element: Element) -> StreamErrorReceived:
     text: str | None = None
     for child in element:
         qname = etree.QName(child)
-        if qname.namespace != STREAM_ERRORS_NS:
+        if qname.namespace != NS_STREAM_ERRORS:
             continue
         if qname.localname == "text":
             text = child.text
@@ -415,7 +413,7 @@ def _rebuild(source: Element, parent: Element | None, parent_ns: str | None) -> 
     if not isinstance(source.tag, str):
         raise TypeError("stanzas carry no comments, entities or processing instructions")
     qname = etree.QName(source)
-    ns = qname.namespace or CLIENT_NS
+    ns = qname.namespace or NS_CLIENT
     tag = _qname(ns, qname.localname)
     nsmap = {None: ns} if ns != parent_ns else None
     copy = etree.Element(tag, nsmap=nsmap) if parent is None else etree.SubElement(parent, tag, nsmap=nsmap)

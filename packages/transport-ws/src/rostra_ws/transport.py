@@ -23,12 +23,12 @@ from rostra._errors import InvalidInputError, RequestTimeoutError, UnreachableEr
 from rostra._transport import EventSink, Transport, TransportOptions, TransportSession
 from rostra_xmpp_common import mapping
 from rostra_xmpp_common.address import is_loopback, parse_server_url
+from rostra_xmpp_common.namespaces import NS_BIND, NS_CLIENT
 
 from ._errors import StreamProtocolError
 from ._sasl import SaslNegotiation
 from ._session import WsSession, new_resource
 from ._stream import (
-    CLIENT_NS,
     FeaturesReceived,
     NonzaReceived,
     StanzaReceived,
@@ -45,7 +45,6 @@ __all__ = ["WsTransport"]
 Element = Any
 
 _DEFAULT_PORTS: Final = {"ws": 80, "wss": 443}
-_NS_BIND: Final = "urn:ietf:params:xml:ns:xmpp-bind"
 _CLOSE_TIMEOUT: Final = 2.0
 
 
@@ -150,7 +149,7 @@ class WsTransport(Transport):
         except TimeoutError:
             raise RequestTimeoutError("register: no answer from the server in time") from None
         if reply.get("type") == "error":
-            raise mapping.error_from_stanza_error(reply.find(f"{{{CLIENT_NS}}}error"), operation="register")
+            raise mapping.error_from_stanza_error(reply.find(f"{{{NS_CLIENT}}}error"), operation="register")
 
     async def open_session(self, username: str, password: str, events: EventSink) -> TransportSession:
         """Log in with SASL (SCRAM first), restart the stream and bind; see ``Transport.open_session``."""
@@ -216,7 +215,7 @@ def _expect(event: StreamEvent, kind: type[Any], what: str) -> None:
 
 
 def _iq(type_: str, iq_id: str, payload: Element, to: str | None = None) -> Element:
-    iq = etree.Element(f"{{{CLIENT_NS}}}iq", {"type": type_, "id": iq_id}, nsmap={None: CLIENT_NS})
+    iq = etree.Element(f"{{{NS_CLIENT}}}iq", {"type": type_, "id": iq_id}, nsmap={None: NS_CLIENT})
     if to is not None:
         iq.set("to", to)
     iq.append(payload)
@@ -235,7 +234,7 @@ async def _request(websocket: WebSocket, stream: XmppWebSocketStream, iq: Elemen
         reply = event.element
         sender = reply.get("from")
         if (
-            reply.tag == f"{{{CLIENT_NS}}}iq"
+            reply.tag == f"{{{NS_CLIENT}}}iq"
             and reply.get("id") == iq.get("id")
             and reply.get("type") in ("result", "error")
             and (sender.lower() if sender else None) in senders
@@ -247,12 +246,12 @@ async def _bind(websocket: WebSocket, stream: XmppWebSocketStream, features: Fea
     """Bind a resource of our own; returns the full JID the server assigned."""
     if not features.can_bind:
         raise StreamProtocolError("The server offered no resource binding after login: connection closed")
-    bind = etree.Element(f"{{{_NS_BIND}}}bind", nsmap={None: _NS_BIND})
-    etree.SubElement(bind, f"{{{_NS_BIND}}}resource").text = new_resource()
+    bind = etree.Element(f"{{{NS_BIND}}}bind", nsmap={None: NS_BIND})
+    etree.SubElement(bind, f"{{{NS_BIND}}}resource").text = new_resource()
     reply = await _request(websocket, stream, _iq("set", stream.new_id(), bind), {None, stream.domain})
     if reply.get("type") == "error":
-        raise mapping.error_from_stanza_error(reply.find(f"{{{CLIENT_NS}}}error"), operation="connect")
-    jid = reply.findtext(f"{{{_NS_BIND}}}bind/{{{_NS_BIND}}}jid")
+        raise mapping.error_from_stanza_error(reply.find(f"{{{NS_CLIENT}}}error"), operation="connect")
+    jid = reply.findtext(f"{{{NS_BIND}}}bind/{{{NS_BIND}}}jid")
     if not jid or "@" not in jid:
         raise StreamProtocolError("The server bound no JID: connection closed")
     return str(jid)

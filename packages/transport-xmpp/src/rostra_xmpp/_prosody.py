@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from rostra_xmpp_common.namespaces import NS_CLIENT, NS_STREAMS
+
 __all__ = ["INSTALL_HINT", "ProsodyError", "ProsodyNotInstalledError", "ProsodyServer"]
 
 INSTALL_HINT = "Prosody is not installed: run `apt-get install -y prosody` (Debian/Ubuntu), or scripts/ensure-prosody"
@@ -144,8 +146,8 @@ def _write_certificates(cert_dir: Path, domain: str) -> None:
 def _stream_features_received(port: int, domain: str, timeout: float) -> bool:
     """Open a c2s stream to 127.0.0.1:``port``; True once ``</stream:features>`` arrives, False on any failure."""
     header = (
-        f"<?xml version='1.0'?><stream:stream to='{domain}' xmlns='jabber:client' "
-        "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+        f"<?xml version='1.0'?><stream:stream to='{domain}' xmlns='{NS_CLIENT}' "
+        f"xmlns:stream='{NS_STREAMS}' version='1.0'>"
     )
     try:
         with socket.create_connection((_LOOPBACK, port), timeout=timeout) as sock:

@@ -52,17 +52,12 @@ __all__ = ["XmppSession"]
 
 _log = logging.getLogger("rostra_xmpp")
 _aioxmpp_log = logging.getLogger("rostra_xmpp.aioxmpp")
-# Prosody answers forbidden for a node that does not exist yet when the asker is not a contact.
-_NO_PROFILE = frozenset({aioxmpp.ErrorCondition.ITEM_NOT_FOUND, aioxmpp.ErrorCondition.FORBIDDEN})
-# What a server without server-to-server answers for another domain (Prosody: not-allowed).
-_REMOTE_REFUSED = frozenset(
-    {
-        aioxmpp.ErrorCondition.NOT_ALLOWED,
-        aioxmpp.ErrorCondition.REMOTE_SERVER_NOT_FOUND,
-        aioxmpp.ErrorCondition.SERVICE_UNAVAILABLE,
-    }
-)
 _CLOSE_TIMEOUT = 2.0
+
+
+def _condition(exc: aioxmpp.errors.XMPPError) -> str | None:
+    """The RFC 6120 name of the error's condition (``item-not-found``, ...), or None when it has none."""
+    return str(exc.condition.value[1]) if exc.condition is not None else None
 
 
 class XmppSession(TransportSession):
@@ -165,7 +160,11 @@ class XmppSession(TransportSession):
     def _raise(self, exc: BaseException, to: aioxmpp.JID | None, operation: str) -> NoReturn:
         """Translate ``exc``; a server that refuses to talk to ``to``'s remote domain means: not found from here."""
         remote = to is not None and to.domain != self._client.local_jid.domain
-        if remote and isinstance(exc, aioxmpp.errors.XMPPError) and exc.condition in _REMOTE_REFUSED:
+        if (
+            remote
+            and isinstance(exc, aioxmpp.errors.XMPPError)
+            and _condition(exc) in mapping.REMOTE_REFUSED_CONDITIONS
+        ):
             raise mapping.error_from_condition("remote-server-not-found", operation=operation, text=exc.text)
         raise_translated(exc, operation=operation)
 
@@ -182,7 +181,7 @@ class XmppSession(TransportSession):
         try:
             result = await self._raw_send(iq, "get_profile")
         except aioxmpp.errors.XMPPError as exc:
-            if exc.condition in _NO_PROFILE:
+            if _condition(exc) in mapping.NO_PROFILE_CONDITIONS:
                 return ProfileFields()  # no readable profile node (or no such user: servers do not tell)
             self._raise(exc, iq.to, "get_profile")
         except Exception as exc:

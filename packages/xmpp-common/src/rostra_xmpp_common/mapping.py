@@ -35,6 +35,28 @@ from rostra._errors import (
 )
 from rostra._schemas import Contact, Metadata, MetadataValue, ProfileFields, Subscription
 
+# Re-exported for compatibility: these names were defined here before ``namespaces`` existed.
+from .namespaces import (
+    NODE_CONFIG_FORM,
+    NS_DATA,
+    NS_DISCO_INFO,
+    NS_DISCO_ITEMS,
+    NS_LAST,
+    NS_METADATA,
+    NS_PING,
+    NS_PRIVATE,
+    NS_PUBSUB,
+    NS_PUBSUB_EVENT,
+    NS_PUBSUB_OWNER,
+    NS_REGISTER,
+    NS_ROSTER,
+    NS_STANZAS,
+    NS_UPLOAD,
+    NS_VCARD4,
+    PROFILE_NODE,
+    PUBLISH_OPTIONS_FORM,
+)
+
 __all__ = [
     "CLIENT_FEATURES",
     "NS_DATA",
@@ -50,9 +72,11 @@ __all__ = [
     "NS_ROSTER",
     "NS_STANZAS",
     "NS_UPLOAD",
+    "NO_PROFILE_CONDITIONS",
     "NS_VCARD4",
     "PROFILE_ITEM_ID",
     "PROFILE_NODE",
+    "REMOTE_REFUSED_CONDITIONS",
     "StanzaError",
     "UploadSlot",
     "build_disco_info_query",
@@ -93,32 +117,14 @@ __all__ = [
 
 Element = Any  # lxml.etree._Element (lxml ships no type information)
 
-NS_REGISTER: Final = "jabber:iq:register"
-NS_PUBSUB: Final = "http://jabber.org/protocol/pubsub"
-NS_PUBSUB_EVENT: Final = "http://jabber.org/protocol/pubsub#event"
-NS_PUBSUB_OWNER: Final = "http://jabber.org/protocol/pubsub#owner"
-NS_DATA: Final = "jabber:x:data"
-NS_VCARD4: Final = "urn:ietf:params:xml:ns:vcard-4.0"
-NS_LAST: Final = "jabber:iq:last"
-NS_PRIVATE: Final = "jabber:iq:private"
-NS_METADATA: Final = "urn:rostra:metadata:0"
-NS_ROSTER: Final = "jabber:iq:roster"
-NS_UPLOAD: Final = "urn:xmpp:http:upload:0"
-NS_DISCO_INFO: Final = "http://jabber.org/protocol/disco#info"
-NS_DISCO_ITEMS: Final = "http://jabber.org/protocol/disco#items"
-NS_STANZAS: Final = "urn:ietf:params:xml:ns:xmpp-stanzas"
-
-PROFILE_NODE: Final = "urn:xmpp:vcard4"
 PROFILE_ITEM_ID: Final = "current"
 _THUMBNAIL_TYPE: Final = "x-thumbnail"
-_PUBLISH_OPTIONS_FORM: Final = "http://jabber.org/protocol/pubsub#publish-options"
-_NODE_CONFIG_FORM: Final = "http://jabber.org/protocol/pubsub#node_config"
 
 #: What a Rostra client advertises (disco#info, entity caps): the ``+notify`` makes PEP push profile changes.
 CLIENT_FEATURES: Final[tuple[str, ...]] = (
     NS_DISCO_INFO,
-    "urn:xmpp:vcard4+notify",
-    "urn:xmpp:ping",
+    f"{PROFILE_NODE}+notify",
+    NS_PING,
 )
 
 # XML 1.0 Char production: anything outside cannot be carried by XMPP at all.
@@ -242,7 +248,7 @@ def _access_open_form(form_type: str) -> Element:
 
 def build_publish_options() -> Element:
     """The publish-options data form: the profile node must be world-readable (``access_model=open``)."""
-    return _access_open_form(_PUBLISH_OPTIONS_FORM)
+    return _access_open_form(PUBLISH_OPTIONS_FORM)
 
 
 def build_profile_node_configure() -> Element:
@@ -251,7 +257,7 @@ def build_profile_node_configure() -> Element:
     Needed when a publish with options fails with ``precondition-not-met`` (the node has another access model).
     """
     pubsub = etree.Element(_q(NS_PUBSUB_OWNER, "pubsub"), nsmap={None: NS_PUBSUB_OWNER})
-    _sub(pubsub, NS_PUBSUB_OWNER, "configure", node=PROFILE_NODE).append(_access_open_form(_NODE_CONFIG_FORM))
+    _sub(pubsub, NS_PUBSUB_OWNER, "configure", node=PROFILE_NODE).append(_access_open_form(NODE_CONFIG_FORM))
     return pubsub
 
 
@@ -602,6 +608,12 @@ _SERVICE_UNAVAILABLE: Final[dict[str, type[RostraError]]] = {
     "get_profile": NotFoundError,
     "register": ForbiddenError,  # in-band registration switched off
 }
+
+#: A profile read answered with one of these means "no readable profile": Prosody answers forbidden for a node
+#: that does not exist yet when the asker is not a contact (and servers do not tell whether the user exists).
+NO_PROFILE_CONDITIONS: Final = frozenset({"item-not-found", "forbidden"})
+#: What a server without server-to-server answers for another domain (Prosody: not-allowed): not found from here.
+REMOTE_REFUSED_CONDITIONS: Final = frozenset({"not-allowed", "remote-server-not-found", "service-unavailable"})
 
 
 def error_from_condition(condition: str, *, operation: str, text: str | None) -> RostraError:
