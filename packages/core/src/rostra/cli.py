@@ -222,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each profile event")
     demo.set_defaults(func=_async_command(_run_demo))
 
+    bridge = sub.add_parser("bridge", help="one Client behind a JSON-lines protocol on stdin/stdout (docs/bridge.md)")
+    _add_connection_options(bridge, server_default=None)
+    bridge.set_defaults(func=_async_command(_run_bridge))
+
     schema = sub.add_parser("schema", help="print the JSON Schema of every response, error and event")
     schema.set_defaults(func=_print_schema)
 
@@ -285,6 +289,12 @@ async def _run_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
     return await run_demo(**_client_kwargs(args), event_timeout=args.timeout)
+
+
+async def _run_bridge(args: argparse.Namespace) -> int:
+    from ._bridge import run_bridge
+
+    return await run_bridge(**_client_kwargs(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
