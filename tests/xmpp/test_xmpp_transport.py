@@ -1,19 +1,17 @@
-"""The xmpp:// transport against the suite's Prosody: what each TransportSession call does on a real server."""
+"""What only the xmpp:// transport does on the suite's Prosody (URLs, TLS, aioxmpp's stream); the rest is in
+tests/transports, run on xmpp:// and ws:// alike."""
 
 from __future__ import annotations
 
 import datetime
 import socket
-import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aioxmpp
 import aioxmpp.node
 import aioxmpp.pubsub.xso
 import anyio
-import httpx
 import OpenSSL.crypto
 import pytest
 from cryptography import x509
@@ -21,25 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from rostra._errors import (
-    AuthenticationError,
-    ConflictError,
-    ForbiddenError,
-    InvalidInputError,
-    PayloadTooLargeError,
-    UnreachableError,
-)
-from rostra._schemas import Contact, ProfileFields
-from rostra._transport import (
-    ContactRequestReceived,
-    ContactUpdated,
-    PresenceChanged,
-    ProfileChanged,
-    SessionLost,
-    TransportEvent,
-    TransportOptions,
-)
-from rostra._transport import TransportSession as Session
+from _transport_helpers import PASSWORD, TRICKY, Login, Sink, fresh, log_in_once, logins
+from rostra._errors import InvalidInputError, UnreachableError
+from rostra._schemas import ProfileFields
+from rostra._transport import SessionLost, TransportOptions
 from rostra_xmpp._boundary import _hostname_matches
 from rostra_xmpp._prosody import ProsodyServer
 from rostra_xmpp._xso import from_element
@@ -48,44 +31,10 @@ from rostra_xmpp_common import mapping
 
 pytestmark = pytest.mark.anyio
 
-PASSWORD = "correct horse battery staple"
-TRICKY = ProfileFields(
-    nick_name="Zoë <&'\"> 😀",
-    image="https://example.org/a.png?x=1&y=2",
-    thumb_image="https://example.org/a-thumb.png",
-    status="  <b>bold</b> & 'quoted' \"double\" 🎉  ",
-    mobile_number="+4915112345678",
-    email="zoe@example.org",
-)
-
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # aioxmpp runs on asyncio only
-
-
-class Sink:
-    """An EventSink that keeps every event and lets a test wait for one."""
-
-    def __init__(self) -> None:
-        self.events: list[TransportEvent] = []
-        self._changed = anyio.Event()
-
-    def __call__(self, event: TransportEvent) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    async def first(self, matches: Callable[[TransportEvent], bool]) -> TransportEvent:
-        while True:
-            for event in self.events:
-                if matches(event):
-                    return event
-            self._changed = anyio.Event()
-            await self._changed.wait()
-
-
-def fresh() -> str:
-    return f"u{uuid.uuid4().hex}"
 
 
 @pytest.fixture
@@ -94,29 +43,9 @@ def transport(prosody: ProsodyServer) -> XmppTransport:
 
 
 @pytest.fixture
-async def login(transport: XmppTransport) -> AsyncIterator[Callable[..., object]]:
-    """``await login()``: a newly registered user's open session and its Sink (closed after the test)."""
-    async with AsyncExitStack() as stack:
-
-        async def make() -> tuple[Session, Sink]:
-            username = fresh()
-            await transport.register_account(username, PASSWORD)
-            sink = Sink()
-            session = await transport.open_session(username, PASSWORD, sink)
-            stack.push_async_callback(session.close)
-            return session, sink
-
+async def login(transport: XmppTransport) -> AsyncIterator[Login]:
+    async with logins(transport) as make:
         yield make
-
-
-async def befriend(a: tuple[Session, Sink], b: tuple[Session, Sink]) -> None:
-    (alice, alice_events), (bob, bob_events) = a, b
-    with anyio.fail_after(5):
-        await alice.add_contact(bob.jid)
-        await bob_events.first(lambda e: e == ContactRequestReceived(user_jid=alice.jid))
-        await bob.answer_contact_request(alice.jid, accept=True)
-        both = Contact(user_jid=bob.jid, subscription="both", is_friend=True)
-        await alice_events.first(lambda e: isinstance(e, ContactUpdated) and e.contact == both)
 
 
 def closed_port() -> int:
@@ -125,32 +54,33 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def other_ca(directory: Path) -> str:
-    """A CA certificate that did NOT sign Prosody's certificate."""
+def self_signed(name: str, extension: x509.ExtensionType, *, critical: bool) -> x509.Certificate:
+    """A fresh self-signed certificate for ``name`` (valid from yesterday to tomorrow) with one extension."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Some other CA")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    return (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(extension, critical=critical)
         .sign(key, hashes.SHA256())
     )
+
+
+def other_ca(directory: Path) -> str:
+    """A CA certificate that did NOT sign Prosody's certificate."""
+    cert = self_signed("Some other CA", x509.BasicConstraints(ca=True, path_length=None), critical=True)
     path = directory / "other-ca.crt"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return str(path)
 
 
 # -- the URL -------------------------------------------------------------------------------------------------------
-
-
-def test_a_loopback_address_means_the_domain_localhost() -> None:
-    assert XmppTransport("xmpp://127.0.0.1:5222", TransportOptions()).domain == "localhost"
 
 
 def test_the_url_can_name_the_domain() -> None:
@@ -172,49 +102,10 @@ async def test_under_trio_the_transport_says_it_needs_asyncio() -> None:
 # -- registration and login -------------------------------------------------------------------------------------
 
 
-async def test_registering_an_existing_name_is_409(transport: XmppTransport) -> None:
-    username = fresh()
-    await transport.register_account(username, PASSWORD)
-    with pytest.raises(ConflictError) as caught:
-        await transport.register_account(username, "another password")
-    assert caught.value.status_code == 409
-
-
-async def test_a_registered_user_logs_in_with_its_bare_jid(transport: XmppTransport) -> None:
-    username = fresh()
-    await transport.register_account(username, PASSWORD)
-    session = await transport.open_session(username, PASSWORD, Sink())
-    try:
-        assert session.jid == f"{username}@localhost"
-    finally:
-        await session.close()
-
-
-async def test_a_wrong_password_is_401(transport: XmppTransport) -> None:
-    username = fresh()
-    await transport.register_account(username, PASSWORD)
-    with pytest.raises(AuthenticationError) as caught:
-        await transport.open_session(username, "wrong", Sink())
-    assert caught.value.status_code == 401
-
-
-async def test_a_wrong_password_message_holds_no_password(transport: XmppTransport) -> None:
-    username = fresh()
-    await transport.register_account(username, PASSWORD)
-    with pytest.raises(AuthenticationError) as caught:
-        await transport.open_session(username, "wrong-secret", Sink())
-    assert "wrong-secret" not in repr(caught.value)
-
-
 async def test_direct_tls_logs_in(prosody: ProsodyServer) -> None:
     transport = XmppTransport(f"xmpps://127.0.0.1:{prosody.xmpps_port}", TransportOptions(ca_file=str(prosody.ca_file)))
-    username = fresh()
-    await transport.register_account(username, PASSWORD)
-    session = await transport.open_session(username, PASSWORD, Sink())
-    try:
-        assert session.jid == f"{username}@localhost"
-    finally:
-        await session.close()
+    username, jid = await log_in_once(transport)
+    assert jid == f"{username}@localhost"
 
 
 async def test_a_closed_port_is_503_without_falling_back_to_dns(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -239,21 +130,8 @@ async def test_registration_on_a_closed_port_is_503() -> None:
 
 
 def certificate_for(name: str) -> OpenSSL.crypto.X509:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return OpenSSL.crypto.X509.from_cryptography(cert)
+    extension = x509.SubjectAlternativeName([x509.DNSName(name)])
+    return OpenSSL.crypto.X509.from_cryptography(self_signed(name, extension, critical=False))
 
 
 @pytest.mark.parametrize(
@@ -329,61 +207,11 @@ async def test_a_domain_the_server_does_not_serve_is_503_naming_it(prosody: Pros
 
 async def test_verification_can_be_switched_off_explicitly(prosody: ProsodyServer, tmp_path: Path) -> None:
     transport = XmppTransport(prosody.xmpp_url, TransportOptions(ca_file=other_ca(tmp_path), verify_tls=False))
-    username = fresh()
-    await transport.register_account(username, PASSWORD)
-    session = await transport.open_session(username, PASSWORD, Sink())
-    try:
-        assert session.jid == f"{username}@localhost"
-    finally:
-        await session.close()
-
-
-async def test_close_is_idempotent(transport: XmppTransport) -> None:
-    username = fresh()
-    await transport.register_account(username, PASSWORD)
-    sink = Sink()
-    session = await transport.open_session(username, PASSWORD, sink)
-    await session.close()
-    await session.close()
-    assert sink.events == []
+    username, jid = await log_in_once(transport)
+    assert jid == f"{username}@localhost"
 
 
 # -- profile ----------------------------------------------------------------------------------------------------
-
-
-async def test_a_user_without_profile_reads_as_empty(login: Callable[..., object]) -> None:
-    alice, _ = await login()  # type: ignore[misc]
-    bob, _ = await login()  # type: ignore[misc]
-    assert await alice.get_profile(bob.jid) == ProfileFields()
-
-
-async def test_set_profile_returns_what_was_stored(login: Callable[..., object]) -> None:
-    alice, _ = await login()  # type: ignore[misc]
-    assert await alice.set_profile(TRICKY) == TRICKY
-
-
-async def test_a_profile_round_trips_exactly_for_any_reader(login: Callable[..., object]) -> None:
-    alice, _ = await login()  # type: ignore[misc]
-    bob, _ = await login()  # type: ignore[misc]
-    await alice.set_profile(TRICKY)
-    assert await bob.get_profile(alice.jid) == TRICKY
-
-
-async def test_a_cleared_field_reads_back_empty(login: Callable[..., object]) -> None:
-    alice, _ = await login()  # type: ignore[misc]
-    await alice.set_profile(TRICKY)
-    await alice.set_profile(ProfileFields(nick_name="Only"))
-    assert await alice.get_profile(alice.jid) == ProfileFields(nick_name="Only")
-
-
-async def test_a_contact_receives_the_new_profile_within_a_second(login: Callable[..., object]) -> None:
-    alice = await login()  # type: ignore[misc]
-    bob = await login()  # type: ignore[misc]
-    await befriend(alice, bob)
-    await alice[0].set_profile(TRICKY)
-    with anyio.fail_after(1):
-        event = await bob[1].first(lambda e: isinstance(e, ProfileChanged) and e.fields == TRICKY)
-    assert event == ProfileChanged(user_jid=alice[0].jid, fields=TRICKY)
 
 
 async def test_a_profile_node_of_another_access_model_is_reopened(login: Callable[..., object]) -> None:
@@ -402,70 +230,7 @@ async def test_a_profile_node_of_another_access_model_is_reopened(login: Callabl
 # -- last activity, metadata, contacts, upload --------------------------------------------------------------------
 
 
-async def test_last_seen_of_a_non_contact_is_403(login: Callable[..., object]) -> None:
-    alice, _ = await login()  # type: ignore[misc]
-    bob, _ = await login()  # type: ignore[misc]
-    with pytest.raises(ForbiddenError) as caught:
-        await alice.get_last_seen(bob.jid)
-    assert caught.value.status_code == 403
-
-
-async def test_last_seen_of_an_online_friend_is_0(login: Callable[..., object]) -> None:
-    alice = await login()  # type: ignore[misc]
-    bob = await login()  # type: ignore[misc]
-    await befriend(alice, bob)
-    assert await alice[0].get_last_seen(bob[0].jid) == 0
-
-
-async def test_metadata_is_none_before_any_write(login: Callable[..., object]) -> None:
-    alice, _ = await login()  # type: ignore[misc]
-    assert await alice.get_metadata() is None
-
-
-async def test_metadata_round_trips_with_exact_types(login: Callable[..., object]) -> None:
-    alice, _ = await login()  # type: ignore[misc]
-    metadata = {"rostra.sandbox": True, "plan": "<gold & 'silver'> 😀", "age": 42, "score": 0.1}
-    await alice.set_metadata(metadata)
-    stored = await alice.get_metadata()
-    assert (stored, [type(v) for v in stored.values()]) == (metadata, [bool, str, int, float])  # type: ignore[union-attr]
-
-
-async def test_befriended_users_are_mutual_contacts(login: Callable[..., object]) -> None:
-    alice = await login()  # type: ignore[misc]
-    bob = await login()  # type: ignore[misc]
-    await befriend(alice, bob)
-    assert await bob[0].get_contacts() == [Contact(user_jid=alice[0].jid, subscription="both", is_friend=True)]
-
-
-async def test_a_removed_contact_is_gone_from_the_roster(login: Callable[..., object]) -> None:
-    alice = await login()  # type: ignore[misc]
-    bob = await login()  # type: ignore[misc]
-    await befriend(alice, bob)
-    await alice[0].remove_contact(bob[0].jid)
-    assert await alice[0].get_contacts() == []
-
-
-async def test_upload_returns_a_url_serving_the_bytes(login: Callable[..., object]) -> None:
-    alice, _ = await login()  # type: ignore[misc]
-    data = b"\x89PNG\r\n\x1a\n" + uuid.uuid4().bytes
-    url = await alice.upload(data, filename="avatar.png", content_type="image/png")
-    assert url is not None
-    async with httpx.AsyncClient() as http:
-        response = await http.get(url)
-    assert (response.status_code, response.content) == (200, data)
-
-
 # -- events ---------------------------------------------------------------------------------------------------------
-
-
-async def test_a_friend_going_offline_is_a_presence_change(login: Callable[..., object]) -> None:
-    alice = await login()  # type: ignore[misc]
-    bob = await login()  # type: ignore[misc]
-    await befriend(alice, bob)
-    await bob[0].close()
-    with anyio.fail_after(5):
-        event = await alice[1].first(lambda e: isinstance(e, PresenceChanged) and not e.online)
-    assert event == PresenceChanged(user_jid=bob[0].jid, online=False)
 
 
 async def test_a_lost_connection_is_reported_once_as_503(login: Callable[..., object]) -> None:
@@ -478,11 +243,3 @@ async def test_a_lost_connection_is_reported_once_as_503(login: Callable[..., ob
     await anyio.wait_all_tasks_blocked()
     lost = [e for e in sink.events if isinstance(e, SessionLost)]
     assert [e.error.status_code for e in lost] == [503]
-
-
-async def test_an_upload_over_the_servers_limit_is_413(login: Callable[..., object]) -> None:
-    alice, _ = await login()  # type: ignore[misc]
-    too_big = bytes(11 * 1024 * 1024)  # the suite's Prosody accepts 10 MiB
-    with pytest.raises(PayloadTooLargeError) as caught:
-        await alice.upload(too_big, filename="big.png", content_type="image/png")
-    assert caught.value.status_code == 413

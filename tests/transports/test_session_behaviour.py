@@ -1,0 +1,219 @@
+"""What every XMPP transport does the same on the suite's Prosody: xmpp:// (asyncio) and ws:// (asyncio and trio).
+
+Transport-specific tests (URLs, TLS, how a connection is cut) stay in tests/xmpp and tests/ws.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import anyio
+import httpx
+import pytest
+
+from _transport_helpers import PASSWORD, TRICKY, Login, Sink, befriend, fresh, log_in_once, logins
+from rostra._errors import AuthenticationError, ConflictError, ForbiddenError, PayloadTooLargeError
+from rostra._schemas import Contact, ProfileFields
+from rostra._transport import PresenceChanged, ProfileChanged, Transport, TransportOptions
+from rostra_ws.transport import WsTransport
+from rostra_xmpp._prosody import ProsodyServer
+from rostra_xmpp.transport import XmppTransport
+
+pytestmark = pytest.mark.anyio
+
+# (transport, event loop): aioxmpp runs on asyncio only; rostra-ws runs on both.
+CASES = [("xmpp", "asyncio"), ("ws", "asyncio"), ("ws", "trio")]
+
+
+@pytest.fixture(params=CASES, ids=[f"{kind}-{backend}" for kind, backend in CASES])
+def case(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def anyio_backend(case: tuple[str, str]) -> str:
+    return case[1]
+
+
+@pytest.fixture
+def transport(case: tuple[str, str], prosody: ProsodyServer) -> Transport:
+    options = TransportOptions(ca_file=str(prosody.ca_file), request_timeout=5)
+    if case[0] == "xmpp":
+        return XmppTransport(prosody.xmpp_url, options)
+    return WsTransport(prosody.ws_url, options)
+
+
+@pytest.fixture
+async def login(transport: Transport) -> AsyncIterator[Login]:
+    async with logins(transport) as make:
+        yield make
+
+
+# -- the URL --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("transport_class", "url"),
+    [(XmppTransport, "xmpp://127.0.0.1:5222"), (WsTransport, "ws://127.0.0.1:5280/xmpp-websocket")],
+    ids=["xmpp", "ws"],
+)
+def test_a_loopback_address_means_the_domain_localhost(transport_class: type[Transport], url: str) -> None:
+    assert transport_class(url, TransportOptions()).domain == "localhost"
+
+
+# -- registration and login -------------------------------------------------------------------------------------
+
+
+async def test_registering_an_existing_name_is_409(transport: Transport) -> None:
+    username = fresh()
+    await transport.register_account(username, PASSWORD)
+    with pytest.raises(ConflictError) as caught:
+        await transport.register_account(username, "another password")
+    assert caught.value.status_code == 409
+
+
+async def test_a_registered_user_logs_in_with_its_bare_jid(transport: Transport) -> None:
+    username, jid = await log_in_once(transport)
+    assert jid == f"{username}@localhost"
+
+
+async def test_a_wrong_password_is_401(transport: Transport) -> None:
+    username = fresh()
+    await transport.register_account(username, PASSWORD)
+    with pytest.raises(AuthenticationError) as caught:
+        await transport.open_session(username, "wrong-secret", Sink())
+    assert caught.value.status_code == 401
+
+
+async def test_a_wrong_password_message_holds_no_password(transport: Transport) -> None:
+    username = fresh()
+    await transport.register_account(username, PASSWORD)
+    with pytest.raises(AuthenticationError) as caught:
+        await transport.open_session(username, "wrong-secret", Sink())
+    assert "wrong-secret" not in repr(caught.value)
+
+
+async def test_close_is_idempotent_and_reports_nothing(transport: Transport) -> None:
+    username = fresh()
+    await transport.register_account(username, PASSWORD)
+    sink = Sink()
+    session = await transport.open_session(username, PASSWORD, sink)
+    await session.close()
+    await session.close()
+    assert sink.events == []
+
+
+# -- profile ----------------------------------------------------------------------------------------------------
+
+
+async def test_a_user_without_profile_reads_as_empty(login: Login) -> None:
+    alice, _ = await login()
+    bob, _ = await login()
+    assert await alice.get_profile(bob.jid) == ProfileFields()
+
+
+async def test_set_profile_returns_what_was_stored(login: Login) -> None:
+    alice, _ = await login()
+    assert await alice.set_profile(TRICKY) == TRICKY
+
+
+async def test_a_profile_round_trips_exactly_for_any_reader(login: Login) -> None:
+    alice, _ = await login()
+    bob, _ = await login()
+    await alice.set_profile(TRICKY)
+    assert await bob.get_profile(alice.jid) == TRICKY
+
+
+async def test_a_contact_receives_the_new_profile_within_a_second(login: Login) -> None:
+    alice = await login()
+    bob = await login()
+    await befriend(alice, bob)
+    await alice[0].set_profile(TRICKY)
+    with anyio.fail_after(1):
+        event = await bob[1].first(lambda e: isinstance(e, ProfileChanged) and e.fields == TRICKY)
+    assert event == ProfileChanged(user_jid=alice[0].jid, fields=TRICKY)
+
+
+# -- last activity, metadata, contacts, upload --------------------------------------------------------------------
+
+
+async def test_last_seen_of_a_non_contact_is_403(login: Login) -> None:
+    alice, _ = await login()
+    bob, _ = await login()
+    with pytest.raises(ForbiddenError) as caught:
+        await alice.get_last_seen(bob.jid)
+    assert caught.value.status_code == 403
+
+
+async def test_last_seen_of_an_online_friend_is_0(login: Login) -> None:
+    alice = await login()
+    bob = await login()
+    await befriend(alice, bob)
+    assert await alice[0].get_last_seen(bob[0].jid) == 0
+
+
+async def test_metadata_is_none_before_any_write(login: Login) -> None:
+    alice, _ = await login()
+    assert await alice.get_metadata() is None
+
+
+async def test_metadata_round_trips_with_exact_types(login: Login) -> None:
+    alice, _ = await login()
+    metadata = {"rostra.sandbox": True, "plan": "<gold & 'silver'> 😀", "age": 42, "score": 0.1}
+    await alice.set_metadata(metadata)
+    stored = await alice.get_metadata()
+    assert (stored, [type(v) for v in stored.values()]) == (metadata, [bool, str, int, float])  # type: ignore[union-attr]
+
+
+async def test_befriended_users_are_mutual_contacts(login: Login) -> None:
+    alice = await login()
+    bob = await login()
+    await befriend(alice, bob)
+    assert await bob[0].get_contacts() == [Contact(user_jid=alice[0].jid, subscription="both", is_friend=True)]
+
+
+async def test_a_removed_contact_is_gone_from_the_roster(login: Login) -> None:
+    alice = await login()
+    bob = await login()
+    await befriend(alice, bob)
+    await alice[0].remove_contact(bob[0].jid)
+    assert await alice[0].get_contacts() == []
+
+
+async def test_upload_returns_a_url_serving_the_bytes(login: Login) -> None:
+    alice, _ = await login()
+    data = b"\x89PNG\r\n\x1a\n" + uuid.uuid4().bytes
+    url = await alice.upload(data, filename="avatar.png", content_type="image/png")
+    assert url is not None
+    async with httpx.AsyncClient() as http:
+        response = await http.get(url)
+    assert (response.status_code, response.content) == (200, data)
+
+
+# -- tests that were written for xmpp:// only, now run on both ------------------------------------------------
+
+
+async def test_a_cleared_field_reads_back_empty(login: Login) -> None:
+    alice, _ = await login()
+    await alice.set_profile(TRICKY)
+    await alice.set_profile(ProfileFields(nick_name="Only"))
+    assert await alice.get_profile(alice.jid) == ProfileFields(nick_name="Only")
+
+
+async def test_a_friend_going_offline_is_a_presence_change(login: Login) -> None:
+    alice = await login()
+    bob = await login()
+    await befriend(alice, bob)
+    await bob[0].close()
+    with anyio.fail_after(5):
+        event = await alice[1].first(lambda e: isinstance(e, PresenceChanged) and not e.online)
+    assert event == PresenceChanged(user_jid=bob[0].jid, online=False)
+
+
+async def test_an_upload_over_the_servers_limit_is_413(login: Login) -> None:
+    alice, _ = await login()
+    too_big = bytes(11 * 1024 * 1024)  # the suite's Prosody accepts 10 MiB
+    with pytest.raises(PayloadTooLargeError) as caught:
+        await alice.upload(too_big, filename="big.png", content_type="image/png")
+    assert caught.value.status_code == 413
