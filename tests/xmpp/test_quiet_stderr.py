@@ -29,6 +29,12 @@ def _run_python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _run_cli(port: int, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``rostra`` with ``args`` against ``xmpp://127.0.0.1:port``, credentials kept under ``tmp_path``."""
+    command = ["--server", f"xmpp://127.0.0.1:{port}", "--credentials", str(tmp_path / "credentials.json"), *args]
+    return subprocess.run([sys.executable, "-m", "rostra.cli", *command], capture_output=True, text=True, timeout=60)
+
+
 def _unreachable(port: int) -> dict[str, object]:
     return {
         "statusCode": 503,
@@ -39,42 +45,13 @@ def _unreachable(port: int) -> dict[str, object]:
 
 def test_cli_register_on_a_dead_port_prints_only_the_503(tmp_path: Path) -> None:
     port = _dead_port()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rostra.cli",
-            "--server",
-            f"xmpp://127.0.0.1:{port}",
-            "--credentials",
-            str(tmp_path / "credentials.json"),
-            "register",
-            "Dave",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _run_cli(port, tmp_path, "register", "Dave")
     assert (result.returncode, json.loads(result.stdout), result.stderr) == (1, _unreachable(port), "")
 
 
 def test_the_demo_on_a_dead_port_prints_nothing_on_stderr(tmp_path: Path) -> None:
     port = _dead_port()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rostra.cli",
-            "--server",
-            f"xmpp://127.0.0.1:{port}",
-            "--credentials",
-            str(tmp_path / "credentials.json"),
-            "demo",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _run_cli(port, tmp_path, "demo")
     first = json.loads(result.stdout.splitlines()[0])
     assert (result.returncode, first, result.stderr) == (1, {"step": "register", "error": _unreachable(port)}, "")
 
