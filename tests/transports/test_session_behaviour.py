@@ -217,3 +217,10 @@ async def test_an_upload_over_the_servers_limit_is_413(login: Login) -> None:
     with pytest.raises(PayloadTooLargeError) as caught:
         await alice.upload(too_big, filename="big.png", content_type="image/png")
     assert caught.value.status_code == 413
+
+
+async def test_our_own_publish_is_not_echoed(login: Login) -> None:
+    alice, alice_events = await login()
+    await alice.set_profile(TRICKY)
+    await alice.get_profile(alice.jid)  # a round trip after which the event would have arrived
+    assert [e for e in alice_events.events if isinstance(e, ProfileChanged)] == []

@@ -194,6 +194,16 @@ class XmppSession(TransportSession):
         publish = mapping.build_profile_publish(fields)
         stored = mapping.parse_vcard(publish[0][0][0])  # what the server will store: pubsub/publish/item/vcard
         iq = aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=from_element(publish, pubsub_xso.Request))
+        # Known before sending: the server may push our own event ahead of the IQ result.
+        previous, self._published = self._published, stored
+        try:
+            await self._publish(iq, fields)
+        except BaseException:
+            self._published = previous
+            raise
+        return stored
+
+    async def _publish(self, iq: aioxmpp.IQ, fields: ProfileFields) -> None:
         try:
             await self._raw_send(iq, "set_profile")
         except aioxmpp.errors.XMPPError as exc:
@@ -206,8 +216,6 @@ class XmppSession(TransportSession):
             await self._send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=retry), "set_profile")
         except Exception as exc:
             raise_translated(exc, operation="set_profile")
-        self._published = stored
-        return stored
 
     async def _find_upload_service(self) -> aioxmpp.JID | None:
         """The HTTP upload (XEP-0363) service of our domain, or None; asked once per session, cached.
