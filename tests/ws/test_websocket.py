@@ -320,6 +320,31 @@ async def test_close_sends_unavailable_presence_then_close_and_reports_nothing()
     assert (peers[0].received[-1], sink.events) == (f'<close xmlns="{FRAMING}"/>', [])
 
 
+async def test_logout_answers_the_servers_close_frame_with_one_of_its_own() -> None:
+    answers: list[int] = []
+
+    async def script(peer: Peer) -> None:
+        await peer.login()
+        await peer.recv()  # unavailable presence
+        await peer.recv()  # <close/>
+        # As Prosody does: our <close/> and the close frame in one write, so both arrive in one read.
+        closing = peer.ws.send(Message(data=f"<close xmlns='{FRAMING}'/>")) + peer.ws.send(CloseConnection(code=1000))
+        await peer.stream.send(closing)
+        try:
+            while True:
+                event = await peer._event()
+                if isinstance(event, CloseConnection):
+                    answers.append(event.code)
+                    return
+        except PeerClosed:
+            return  # the client dropped TCP without answering
+
+    async with session_on(script) as (session, _, _peers):
+        with anyio.fail_after(10):
+            await session.close()
+    assert answers == [1000]
+
+
 # -- what the server must not send -------------------------------------------------------------------------------
 
 

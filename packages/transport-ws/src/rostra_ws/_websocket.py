@@ -175,7 +175,9 @@ class WebSocket:
                 self._pong.set()
             elif isinstance(event, CloseConnection):
                 if self._ws.state is ConnectionState.REMOTE_CLOSING:
-                    await self._send_quietly(event.response())
+                    # wsproto counts the answer as sent once made: it must reach the wire even if we are cancelled.
+                    with anyio.CancelScope(shield=True):
+                        await self._send_quietly(event.response())
                 why = "the server closed the WebSocket" + (f" ({event.code})" if event.code != _NORMAL_CLOSURE else "")
                 raise self._end(why, event.code)
 
@@ -221,8 +223,9 @@ class WebSocket:
         return False
 
     async def close(self) -> None:
-        """Send our close frame (1000) if the connection is open; the reader then sees the server's answer."""
-        if self._ws.state is ConnectionState.OPEN:
+        """Send our close frame (1000): to start the closing handshake, or to answer the server's close frame
+        when it has already arrived (even if the reader, now stopped, never handed it on; RFC 6455 5.5.1)."""
+        if self._ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
             await self._send_quietly(CloseConnection(code=_NORMAL_CLOSURE))
 
     async def aclose(self) -> None:
