@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 import anyio
 import pytest
@@ -20,6 +21,16 @@ pytestmark = pytest.mark.anyio
         ({"request_timeout": "abc"}, "request_timeout must be a positive number of seconds, not 'abc'"),
         ({"request_timeout": True}, "request_timeout must be a positive number of seconds, not True"),
         ({"image_limits": "x"}, "image_limits must be a rostra.ImageLimits(...)"),
+        ({"verify_tls": None}, "verify_tls must be True or False, not None"),
+        ({"verify_tls": "false"}, "verify_tls must be True or False, not 'false'"),
+        ({"trial": "yes"}, "trial must be True or False, not 'yes'"),
+        ({"license_key": 5}, "license_key must be a string or None (open servers need none)"),
+        (
+            {"credential_store": "x"},
+            "credential_store must be a rostra.CredentialStore (e.g. rostra.FileCredentialStore(path))",
+        ),
+        ({"domain": "bad domain"}, "domain 'bad domain' is not a valid domain name: give e.g. 'chat.example.com'"),
+        ({"domain": ""}, "domain must be the XMPP domain of the server's users, e.g. 'chat.example.com'"),
         (
             {"ca_file": "/nonexistent/ca.pem"},
             "ca_file '/nonexistent/ca.pem' does not exist: give the PEM file of the server's CA",
@@ -80,3 +91,17 @@ async def test_an_event_renders_its_documented_json(make_user) -> None:
     assert event.to_json() == rostra.ProfileEvent(data=(await user.sdk.get_user_profile(user.jid)).data).to_json()
     assert event.to_dict()["event"] == "profile"
     assert event.to_dict()["data"]["nickName"] == "Json"
+
+
+async def test_credentials_stored_through_one_transport_are_found_through_another(prosody, tmp_path) -> None:
+    """An account is its JID: switching the URL (xmpp:// to ws://, 127.0.0.1 to localhost) keeps its credentials."""
+    store = rostra.FileCredentialStore(tmp_path / "credentials.json")
+    identifier = f"Switch{uuid.uuid4().hex}"
+    async with rostra.Client(prosody.xmpp_url, ca_file=str(prosody.ca_file), credential_store=store) as sdk:
+        first = (await sdk.register(identifier)).data
+
+    async with rostra.Client(prosody.ws_url, credential_store=store) as sdk:
+        again = (await sdk.register(identifier)).data
+        assert (await sdk.connect(again.username, again.password)).status_code == 200
+
+    assert (again.username, again.password, again.user_jid) == (first.username, first.password, first.user_jid)

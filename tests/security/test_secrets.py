@@ -93,7 +93,7 @@ async def test_a_whole_session_at_debug_logging_shows_no_secret(
             await sdk.connect(data.username, data.password + "x")
         shown.append(repr(sdk))
         shown.append(repr(store))
-        credentials = store.get(server_url, data.username)
+        credentials = store.get("localhost", data.username)
         assert credentials is not None
         shown.append(repr(credentials))
     error = refused.value

@@ -152,8 +152,19 @@ class Client:
             raise InvalidInputError("image_limits must be a rostra.ImageLimits(...)")
         if ca_file is not None:
             _check_ca_file(ca_file)
+        for name, flag in (("trial", trial), ("verify_tls", verify_tls)):
+            if not isinstance(flag, bool):
+                raise InvalidInputError(f"{name} must be True or False, not {flag!r}")
+        if license_key is not None and not isinstance(license_key, str):
+            raise InvalidInputError("license_key must be a string or None (open servers need none)")
+        if credential_store is not None and not isinstance(credential_store, CredentialStore):
+            raise InvalidInputError(
+                "credential_store must be a rostra.CredentialStore (e.g. rostra.FileCredentialStore(path))"
+            )
+        if domain is not None:
+            _check_domain_option(domain)
         self._license_key = license_key  # kept for the hosted-SDK signature; open servers need none
-        self._trial = bool(trial)
+        self._trial = trial
         self._store = credential_store if credential_store is not None else MemoryCredentialStore()
         self._limits = image_limits if image_limits is not None else ImageLimits()
         extra: dict[str, object] = dict(options)
@@ -191,6 +202,11 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client(server={self.server!r}, state={self.state.value}, user_jid={self._jid!r})"
+
+    @property
+    def domain(self) -> str:
+        """The XMPP domain users of this server live on (``alice@<domain>``); credentials are kept per domain."""
+        return self._transport.domain
 
     @property
     def state(self) -> State:
@@ -245,12 +261,12 @@ class Client:
         try:
             await self._timed(self._transport.register_account(username, password))
         except ConflictError:
-            known = self._store.get(self.server, username)
+            known = self._store.get(self._transport.domain, username)
             if known is None:
                 raise
             return await self._registered_before(known)
         user_jid = f"{username}@{self._transport.domain}"
-        self._store.put(self.server, Credentials(username=username, password=password, user_jid=user_jid))
+        self._store.put(self._transport.domain, Credentials(username=username, password=password, user_jid=user_jid))
         session = await self._timed(self._transport.open_session(username, password, _ignore), connect=True)
         try:
             await self._timed(session.set_metadata({**user_metadata, SANDBOX_KEY: self._trial}))
@@ -272,7 +288,7 @@ class Client:
                 self._transport.open_session(known.username, known.password, _ignore), connect=True
             )
         except AuthenticationError:
-            self._store.delete(self.server, known.username)
+            self._store.delete(self._transport.domain, known.username)
             raise ConflictError(
                 "This identifier is registered already and the stored password no longer works: pick another one"
             ) from None
@@ -693,3 +709,13 @@ def _check_credentials(username: object, password: object) -> None:
         raise InvalidInputError("connect() needs the username that register() returned, a non-empty string")
     if not isinstance(password, str) or not password:
         raise InvalidInputError("connect() needs the password that register() returned, a non-empty string")
+
+
+def _check_domain_option(domain: object) -> None:
+    """The ``domain`` option must be a domain name users could live on (checked before anything is sent)."""
+    if not isinstance(domain, str) or not domain:
+        raise InvalidInputError("domain must be the XMPP domain of the server's users, e.g. 'chat.example.com'")
+    try:
+        check_jid(f"user@{domain}")
+    except InvalidInputError:
+        raise InvalidInputError(f"domain {domain!r} is not a valid domain name: give e.g. 'chat.example.com'") from None

@@ -1,4 +1,5 @@
-"""Credential stores: where the SDK keeps the passwords that ``register()`` made, keyed by (server URL, username).
+"""Credential stores: where the SDK keeps the passwords that ``register()`` made, keyed by (XMPP domain, username):
+an account is its JID, so every URL and transport that reaches the same domain finds the same credentials.
 
 Rules:
 - A store never logs or shows a password; ``Credentials``' repr hides it.
@@ -38,18 +39,18 @@ class Credentials(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
 
 class CredentialStore(abc.ABC):
-    """Keeps ``Credentials`` per (server URL, username). Implementations must be safe to call from one event loop."""
+    """Keeps ``Credentials`` per (XMPP domain, username). Implementations must be safe to call from one event loop."""
 
     @abc.abstractmethod
-    def get(self, server: str, username: str) -> Credentials | None:
+    def get(self, domain: str, username: str) -> Credentials | None:
         """The stored credentials, or None."""
 
     @abc.abstractmethod
-    def put(self, server: str, credentials: Credentials) -> None:
-        """Store (or replace) the credentials of ``credentials.username`` on ``server``."""
+    def put(self, domain: str, credentials: Credentials) -> None:
+        """Store (or replace) the credentials of ``credentials.username`` on ``domain``."""
 
     @abc.abstractmethod
-    def delete(self, server: str, username: str) -> None:
+    def delete(self, domain: str, username: str) -> None:
         """Forget them; a missing entry is not an error."""
 
 
@@ -59,14 +60,14 @@ class MemoryCredentialStore(CredentialStore):
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], Credentials] = {}
 
-    def get(self, server: str, username: str) -> Credentials | None:
-        return self._entries.get((server, username))
+    def get(self, domain: str, username: str) -> Credentials | None:
+        return self._entries.get((domain, username))
 
-    def put(self, server: str, credentials: Credentials) -> None:
-        self._entries[(server, credentials.username)] = credentials
+    def put(self, domain: str, credentials: Credentials) -> None:
+        self._entries[(domain, credentials.username)] = credentials
 
-    def delete(self, server: str, username: str) -> None:
-        self._entries.pop((server, username), None)
+    def delete(self, domain: str, username: str) -> None:
+        self._entries.pop((domain, username), None)
 
     def __repr__(self) -> str:
         return f"MemoryCredentialStore(entries={len(self._entries)})"
@@ -78,7 +79,7 @@ _encoder = msgspec.json.Encoder()
 
 
 class FileCredentialStore(CredentialStore):
-    """A JSON file ``{server: {username: {username, password, userJid}}}`` with mode 0600.
+    """A JSON file ``{domain: {username: {username, password, userJid}}}`` with mode 0600.
 
     ``put`` and ``delete`` are safe across processes (and threads): each holds an exclusive ``flock`` on the
     sibling file ``<name>.lock`` (mode 0600) from its read to its atomic replace. POSIX only (``fcntl``).
@@ -90,23 +91,23 @@ class FileCredentialStore(CredentialStore):
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
 
-    def get(self, server: str, username: str) -> Credentials | None:
-        return self._read().get(server, {}).get(username)
+    def get(self, domain: str, username: str) -> Credentials | None:
+        return self._read().get(domain, {}).get(username)
 
-    def put(self, server: str, credentials: Credentials) -> None:
+    def put(self, domain: str, credentials: Credentials) -> None:
         with self._locked():
             content = self._read()
-            content.setdefault(server, {})[credentials.username] = credentials
+            content.setdefault(domain, {})[credentials.username] = credentials
             self._write(content)
 
-    def delete(self, server: str, username: str) -> None:
+    def delete(self, domain: str, username: str) -> None:
         if not self.path.exists():
             return
         with self._locked():
             content = self._read()
-            if content.get(server, {}).pop(username, None) is not None:
-                if not content[server]:
-                    del content[server]
+            if content.get(domain, {}).pop(username, None) is not None:
+                if not content[domain]:
+                    del content[domain]
                 self._write(content)
 
     @contextlib.contextmanager

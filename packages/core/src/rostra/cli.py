@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 
 from ._client import Client
-from ._credentials import FileCredentialStore
+from ._credentials import Credentials, FileCredentialStore
 from ._errors import RostraError
 from ._schemas import Response
 
@@ -87,18 +87,21 @@ def _refuse_memory(args: argparse.Namespace) -> None:
         )
 
 
-async def _as_user(args: argparse.Namespace, action: Callable[[Client], Any]) -> None:
-    """Connect as ``--user`` with the stored credentials, run ``action``, print its response, log out."""
-    store = FileCredentialStore(args.credentials)
-    creds = store.get(args.server, args.user.lower())
+def _stored_credentials(args: argparse.Namespace, sdk: Client) -> Credentials:
+    """The credentials of ``--user`` on the server's domain, from the credential file."""
+    creds = FileCredentialStore(args.credentials).get(sdk.domain, args.user.lower())
     if creds is None:
-        raise _UsageError(
-            f"No stored credentials for {args.user!r} on {args.server}: run `rostra register {args.user}`"
-        )
-    async with Client(credential_store=store, **_client_kwargs(args)) as sdk:
-        await sdk.connect(creds.username, creds.password)
+        raise _UsageError(f"No stored credentials for {args.user!r} on {sdk.domain}: run `rostra register {args.user}`")
+    return creds
+
+
+async def _as_user(args: argparse.Namespace, action: Callable[[Client], Any] | None) -> None:
+    """Connect as ``--user`` with the stored credentials, run ``action``, print its response, log out."""
+    async with Client(credential_store=FileCredentialStore(args.credentials), **_client_kwargs(args)) as sdk:
+        creds = _stored_credentials(args, sdk)
+        login = await sdk.connect(creds.username, creds.password)
         try:
-            response = await action(sdk)
+            response = login if action is None else await action(sdk)
             if response is not None:
                 _print_response(args, response)
         finally:
@@ -147,10 +150,11 @@ def _contacts(args: argparse.Namespace) -> Callable[[Client], Any]:
     return lambda sdk: getattr(sdk, method[args.action])(args.jid)
 
 
-def _operation(args: argparse.Namespace) -> Callable[[Client], Any]:
+def _operation(args: argparse.Namespace) -> Callable[[Client], Any] | None:
+    """What the subcommand does once connected; None for `connect`, whose check is the login itself."""
     command = args.command
     if command == "connect":
-        return lambda sdk: _noop()
+        return None
     if command == "whoami":
         return lambda sdk: sdk.get_current_user_jid()
     if command == "last-seen":
@@ -164,24 +168,9 @@ def _operation(args: argparse.Namespace) -> Callable[[Client], Any]:
     return _profile_set(args)
 
 
-async def _noop() -> None:
-    return None
-
-
 async def _run_operation(args: argparse.Namespace) -> None:
     _refuse_memory(args)
-    action = _operation(args)
-    if args.command == "connect":
-        # The check: connect, print the documented login response, log out.
-        store = FileCredentialStore(args.credentials)
-        creds = store.get(args.server, args.user.lower())
-        if creds is None:
-            raise _UsageError(f"No stored credentials for {args.user!r} on {args.server}: run `rostra register`")
-        async with Client(credential_store=store, **_client_kwargs(args)) as sdk:
-            _print_response(args, await sdk.connect(creds.username, creds.password))
-            await sdk.logout()
-        return
-    await _as_user(args, action)
+    await _as_user(args, _operation(args))
 
 
 # -- the parser --------------------------------------------------------------------------------------------
