@@ -54,7 +54,7 @@ async def test_a_misspelt_option_is_refused_naming_it(server_url: str, server_ki
     with pytest.raises(rostra.InvalidInputError) as caught:
         rostra.Client(server_url, ca_flie="ca.pem")
 
-    accepted = "allow_insecure_ws, allow_plain, max_message_bytes, ping_interval" if server_kind == "ws" else "none"
+    accepted = "allow_insecure_ws, allow_plain, max_message_bytes, ping_interval" if server_kind != "memory" else "none"
     assert caught.value.message == (
         f"Unknown option(s) ca_flie for {server_kind}:// (this transport's own options: {accepted}): check the spelling"
     )
@@ -105,3 +105,28 @@ async def test_credentials_stored_through_one_transport_are_found_through_anothe
         assert (await sdk.connect(again.username, again.password)).status_code == 200
 
     assert (again.username, again.password, again.user_jid) == (first.username, first.password, first.user_jid)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"ping_interval": 0}, "The ping_interval option must be a positive number"),
+        ({"max_message_bytes": "big"}, "The max_message_bytes option must be a positive number"),
+        ({"allow_plain": "no"}, "The allow_plain option must be True or False, not 'no'"),
+    ],
+)
+async def test_the_carrier_options_are_checked_alike_on_both_xmpp_carriers(
+    prosody, options: dict[str, object], message: str
+) -> None:
+    for url in (prosody.xmpp_url, prosody.ws_url):
+        with pytest.raises(rostra.InvalidInputError) as caught:
+            rostra.Client(url, **options)
+        assert caught.value.message == message
+
+
+async def test_a_program_with_websocket_options_moves_to_xmpp_by_changing_the_url_only(prosody) -> None:
+    options = {"ca_file": str(prosody.ca_file), "ping_interval": 10, "max_message_bytes": 2_000_000}
+    for url in (prosody.ws_url, prosody.xmpp_url):
+        async with rostra.Client(url, **options) as sdk:
+            registered = (await sdk.register(f"Move{uuid.uuid4().hex}")).data
+            assert (await sdk.connect(registered.username, registered.password)).status_code == 200

@@ -40,6 +40,7 @@ from rostra._transport import (
 )
 from rostra_xmpp_common import mapping, upload
 from rostra_xmpp_common.namespaces import NS_CAPS, NS_CLIENT, NS_PING
+from rostra_xmpp_common.options import carrier_options
 
 from ._errors import StreamProtocolError
 from ._stream import StanzaReceived, StreamClosed, StreamErrorReceived, XmppWebSocketStream
@@ -135,7 +136,7 @@ class WsSession(TransportSession):
         self._options = options
         self._events = events
         self._ssl_verify = ssl_verify
-        self._ping_interval = float(options.extra.get("ping_interval", 30.0))  # type: ignore[arg-type]
+        self._ping_interval = carrier_options(options.extra).ping_interval
         self._pending: dict[str, _Pending] = {}
         self._roster: dict[str, tuple[str, str | None]] = {}  # bare JID -> (subscription, ask)
         self._resources: dict[str, set[str]] = {}  # bare JID -> available resources

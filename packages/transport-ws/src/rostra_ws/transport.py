@@ -24,6 +24,7 @@ from rostra._transport import EventSink, Transport, TransportOptions, TransportS
 from rostra_xmpp_common import mapping
 from rostra_xmpp_common.address import is_loopback, parse_server_url
 from rostra_xmpp_common.namespaces import NS_BIND, NS_CLIENT
+from rostra_xmpp_common.options import CARRIER_OPTIONS, carrier_options
 
 from ._errors import StreamProtocolError
 from ._sasl import SaslNegotiation
@@ -48,32 +49,25 @@ _DEFAULT_PORTS: Final = {"ws": 80, "wss": 443}
 _CLOSE_TIMEOUT: Final = 2.0
 
 
-def _positive(extra: dict[str, object], key: str, default: float) -> float:
-    value = extra.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise InvalidInputError(f"The {key} option must be a positive number")
-    return float(value)
-
-
 class WsTransport(Transport):
     """XMPP over WebSocket: ``ws://host[:port]/path`` (plain) or ``wss://host[:port]/path`` (TLS)."""
 
     schemes = ("ws", "wss")
-    extra_options = frozenset({"allow_insecure_ws", "allow_plain", "ping_interval", "max_message_bytes"})
+    extra_options = CARRIER_OPTIONS
 
     def __init__(self, url: str, options: TransportOptions) -> None:
         super().__init__(url, options)
         self._address = parse_server_url(url, _DEFAULT_PORTS, options.extra)
         self._tls = self._address.scheme == "wss"
         loopback = is_loopback(self._address.host)
-        if not self._tls and not loopback and options.extra.get("allow_insecure_ws") is not True:
+        self._carrier = carrier_options(options.extra)
+        if not self._tls and not loopback and not self._carrier.allow_insecure_ws:
             raise InvalidInputError(
                 f"ws:// to {self._address.host!r} would send everything unencrypted: use wss://, or pass "
                 "allow_insecure_ws=True to accept that"
             )
-        self._plain_allowed = self._tls or (loopback and options.extra.get("allow_plain") is True)
-        self._max_message_bytes = int(_positive(options.extra, "max_message_bytes", 1_048_576))
-        _positive(options.extra, "ping_interval", 30.0)
+        self._plain_allowed = self._tls or (loopback and self._carrier.allow_plain)
+        self._max_message_bytes = self._carrier.max_message_bytes
         self._ssl_context: ssl.SSLContext | None = None
 
     def __repr__(self) -> str:

@@ -22,6 +22,7 @@ from rostra._errors import InvalidInputError
 from rostra._transport import EventSink, Transport, TransportOptions, TransportSession
 from rostra_xmpp_common import mapping
 from rostra_xmpp_common.address import parse_server_url
+from rostra_xmpp_common.options import CARRIER_OPTIONS, carrier_options
 
 from ._boundary import PinnedConnector, TlsPolicy, raise_translated, translate
 from ._session import XmppSession
@@ -47,9 +48,11 @@ class XmppTransport(Transport):
     """XMPP over TCP with TLS: STARTTLS for ``xmpp://host[:port]``, direct TLS for ``xmpps://host[:port]``."""
 
     schemes = ("xmpp", "xmpps")
+    extra_options = CARRIER_OPTIONS  # accepted so that only the URL changes between carriers; see options.py
 
     def __init__(self, url: str, options: TransportOptions) -> None:
         super().__init__(url, options)
+        carrier_options(options.extra)  # checked here too: the same values are valid on every carrier
         address = parse_server_url(url, _DEFAULT_PORTS, options.extra)  # the one rule shared by XMPP carriers
         self._direct_tls = address.scheme == "xmpps"
         self._host = address.host
