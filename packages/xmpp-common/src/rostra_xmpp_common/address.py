@@ -45,6 +45,15 @@ def parse_server_url(url: str, default_ports: Mapping[str, int], extra: Mapping[
         port = parts.port
     except ValueError:
         raise InvalidInputError(f"Server URL {url!r} has an invalid port") from None
+    if parts.username is not None or parts.password is not None:
+        raise InvalidInputError("The server URL must not hold credentials: pass them to connect()")
+    if parts.fragment:
+        raise InvalidInputError(f"Server URL {url!r} has a #fragment, which means nothing here: remove it")
+    unknown = sorted(set(parse_qs(parts.query, keep_blank_values=True)) - {"domain"})
+    if unknown:
+        raise InvalidInputError(
+            f"Server URL {url!r} has unknown parameter(s) {', '.join(unknown)}: only ?domain=NAME is understood"
+        )
     explicit = next(iter(parse_qs(parts.query).get("domain", [])), None) or extra.get("domain")
     host = parts.hostname
     if explicit:
