@@ -70,7 +70,6 @@ class XmppSession(TransportSession):
         self._closing = False
         self._lost = False
         self._opened = False  # SessionLost only after open() returned
-        self._abandoned: set[asyncio.Future[Any]] = set()  # sends whose caller was cancelled (see _raw_send)
         self._published: ProfileFields | None = None
         self._upload_service: aioxmpp.JID | bool | None = False  # False: not discovered yet
         self._items_request = from_element(mapping.build_profile_items_request(), pubsub_xso.Request)
@@ -130,25 +129,29 @@ class XmppSession(TransportSession):
     async def _raw_send(self, iq: aioxmpp.IQ, operation: str) -> Any:
         """Send ``iq`` and return the result payload; aioxmpp's exceptions pass through untranslated.
 
-        A caller cancelled meanwhile (the Client's own deadline) is cancelled at once; the send finishes apart.
-        aioxmpp's send, cancelled while the IQ waits in its queue, leaves the IQ's futures behind, and they fail
-        when the stream ends ("Future exception was never retrieved" on stderr).
+        Built from aioxmpp's public pieces (a registered response future, then ``enqueue``) rather than
+        ``Client.send``: a caller cancelled meanwhile (the Client's own deadline) takes its listener away, so no
+        future is left behind to fail unseen when the stream ends ("Future exception was never retrieved"), and
+        the common path costs no extra task.
         """
         if self._lost or self._closing:
             raise UnreachableError(f"{operation.replace('_', ' ')}: the session is closed: connect again")
-        sending = asyncio.ensure_future(self._client.send(iq, timeout=self._options.request_timeout))
+        iq.autoset_id()
+        stream = self._client.stream
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        stream.register_iq_response_future(iq.to, iq.id_, reply)
         try:
-            return await asyncio.shield(sending)
-        except asyncio.CancelledError:
-            self._abandoned.add(sending)  # a reference, so the task is not collected while it runs
-            sending.add_done_callback(self._forget)
+            self._client.enqueue(iq)
+            answer = await asyncio.wait_for(reply, self._options.request_timeout)
+        except BaseException:
+            with contextlib.suppress(KeyError):
+                stream.unregister_iq_response(iq.to, iq.id_)
+            if not reply.done():
+                reply.cancel()
+            elif not reply.cancelled():
+                reply.exception()  # seen: it is the error being raised, or one nobody waits for any more
             raise
-
-    def _forget(self, sending: asyncio.Future[Any]) -> None:
-        """Drop the outcome of a send whose caller was cancelled (its reply, timeout, or the session's end)."""
-        self._abandoned.discard(sending)
-        if not sending.cancelled():
-            sending.exception()
+        return answer.payload
 
     async def _send(self, iq: aioxmpp.IQ, operation: str) -> Any:
         """Send ``iq`` and return the result payload; every failure is a RostraError."""
