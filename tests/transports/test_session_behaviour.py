@@ -6,7 +6,7 @@ Transport-specific tests (URLs, TLS, how a connection is cut) stay in tests/xmpp
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 import httpx
@@ -15,7 +15,7 @@ import pytest
 from _transport_helpers import PASSWORD, TRICKY, Login, Sink, befriend, fresh, log_in_once, logins
 from rostra._errors import AuthenticationError, ConflictError, ForbiddenError, PayloadTooLargeError
 from rostra._schemas import Contact, ProfileFields
-from rostra._transport import PresenceChanged, ProfileChanged, Transport, TransportOptions
+from rostra._transport import PresenceChanged, ProfileChanged, Transport, TransportOptions, TransportSession
 from rostra_ws.transport import WsTransport
 from rostra_xmpp._prosody import ProsodyServer
 from rostra_xmpp.transport import XmppTransport
@@ -224,3 +224,36 @@ async def test_our_own_publish_is_not_echoed(login: Login) -> None:
     await alice.set_profile(TRICKY)
     await alice.get_profile(alice.jid)  # a round trip after which the event would have arrived
     assert [e for e in alice_events.events if isinstance(e, ProfileChanged)] == []
+
+
+async def test_users_who_add_each_other_while_the_other_is_offline_both_become_friends(transport: Transport) -> None:
+    """The CLI's way: each step its own short session, so the first one to ask is offline when the other does."""
+    carol, dave = fresh(), fresh()
+    for username in (carol, dave):
+        await transport.register_account(username, PASSWORD)
+    carol_jid, dave_jid = f"{carol}@localhost", f"{dave}@localhost"
+
+    async def one_session(username: str, step: Callable[[TransportSession], Awaitable[object]]) -> object:
+        session = await transport.open_session(username, PASSWORD, Sink())
+        try:
+            return await step(session)
+        finally:
+            await session.close()
+
+    async def contacts_until_mutual(session: TransportSession) -> list[Contact]:
+        with anyio.fail_after(5):
+            while True:  # the pending request is delivered at login and answered by the session on its own
+                contacts = list(await session.get_contacts())
+                if all(contact.is_friend for contact in contacts):
+                    return contacts
+                await anyio.sleep(0.05)
+
+    await one_session(carol, lambda s: s.add_contact(dave_jid))
+    await one_session(dave, lambda s: s.add_contact(carol_jid))
+
+    assert await one_session(carol, contacts_until_mutual) == [
+        Contact(user_jid=dave_jid, subscription="both", is_friend=True)
+    ]
+    assert await one_session(dave, contacts_until_mutual) == [
+        Contact(user_jid=carol_jid, subscription="both", is_friend=True)
+    ]

@@ -141,6 +141,8 @@ class WsSession(TransportSession):
         self._roster: dict[str, tuple[str, str | None]] = {}  # bare JID -> (subscription, ask)
         self._resources: dict[str, set[str]] = {}  # bare JID -> available resources
         self._published: ProfileFields | None = None
+        self._requests: set[str] = set()  # bare JIDs whose subscription request awaits our answer
+        self._asked: set[str] = set()  # bare JIDs we asked this session (before the roster push says so)
         self._upload_service: str | bool | None = False  # False: not discovered yet
         self._scope = anyio.CancelScope()
         self._done = anyio.Event()
@@ -433,11 +435,18 @@ class WsSession(TransportSession):
             await self._call("get", mapping.build_disco_info_query(), to=_domain_of(peer), operation="add_contact")
         if peer not in self._roster:
             await self._call("set", mapping.build_roster_set(peer), operation="add_contact")
-        await self._presence_to(peer, "subscribed")  # pre-approval (RFC 6121 3.4), or the answer to their request
+        if peer in self._requests:  # their request is waiting: adding them answers it
+            self._requests.discard(peer)
+            await self._presence_to(peer, "subscribed")
+        # No pre-approval (RFC 6121 3.4) otherwise: Prosody 0.12 then records their later request as approved on
+        # our side without ever telling them, which leaves a one-sided contact. Their request reaches us instead
+        # (at once, or at our next login) and is accepted by the rule in _on_presence.
+        self._asked.add(peer)
         await self._presence_to(peer, "subscribe")
 
     async def answer_contact_request(self, user_jid: str, *, accept: bool) -> None:
         peer = bare(user_jid)
+        self._requests.discard(peer)
         if accept:
             await self._presence_to(peer, "subscribed")
             await self._presence_to(peer, "subscribe")
@@ -547,9 +556,13 @@ class WsSession(TransportSession):
         type_ = presence.get("type")
         if type_ == "subscribe":
             entry = self._roster.get(peer)
-            if entry is not None and (entry[1] == "subscribe" or entry[0] in ("to", "both")):
+            asked = peer in self._asked or (
+                entry is not None and (entry[1] == "subscribe" or entry[0] in ("to", "both"))
+            )
+            if asked:
                 await self._send_quietly(_element("presence", {"to": peer, "type": "subscribed"}))
                 return  # someone we added: accepted without asking the user
+            self._requests.add(peer)
             self._emit(ContactRequestReceived(user_jid=peer))
             return
         if peer == self._jid or type_ not in (None, "unavailable", "error"):

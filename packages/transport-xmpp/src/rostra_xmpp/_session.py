@@ -71,6 +71,8 @@ class XmppSession(TransportSession):
         self._lost = False
         self._opened = False  # SessionLost only after open() returned
         self._published: ProfileFields | None = None
+        self._requests: set[aioxmpp.JID] = set()  # bare JIDs whose subscription request awaits our answer
+        self._asked: set[aioxmpp.JID] = set()  # bare JIDs we asked this session (before the roster push says so)
         self._upload_service: aioxmpp.JID | bool | None = False  # False: not discovered yet
         self._items_request = from_element(mapping.build_profile_items_request(), pubsub_xso.Request)
         self._roster = client.summon(aioxmpp.RosterClient)
@@ -288,11 +290,18 @@ class XmppSession(TransportSession):
         with translate("add_contact"):
             if peer not in self._roster.items:
                 await self._roster.set_entry(peer, timeout=self._options.request_timeout)
-            self._roster.approve(peer)  # pre-approval (RFC 6121 3.4), or the answer to their pending request
+            if peer in self._requests:  # their request is waiting: adding them answers it
+                self._requests.discard(peer)
+                self._roster.approve(peer)
+            # No pre-approval (RFC 6121 3.4) otherwise: Prosody 0.12 then records their later request as approved
+            # on our side without ever telling them, which leaves a one-sided contact. Their request reaches us
+            # instead (at once, or at our next login) and is accepted by the rule in _on_subscribe.
+            self._asked.add(peer)
             self._roster.subscribe(peer)
 
     async def answer_contact_request(self, user_jid: str, *, accept: bool) -> None:
         peer = self._bare(user_jid)
+        self._requests.discard(peer)
         with translate("answer_contact_request"):
             if accept:
                 self._roster.approve(peer)
@@ -342,9 +351,13 @@ class XmppSession(TransportSession):
     def _on_subscribe(self, stanza: aioxmpp.Presence) -> None:
         peer = stanza.from_.bare()
         item = self._roster.items.get(peer)
-        if item is not None and (item.ask == "subscribe" or item.subscription in ("to", "both")):
+        asked = peer in self._asked or (
+            item is not None and (item.ask == "subscribe" or item.subscription in ("to", "both"))
+        )
+        if asked:
             self._roster.approve(peer)  # someone we added: accepted without asking the user
             return
+        self._requests.add(peer)
         self._emit(ContactRequestReceived(user_jid=str(peer)))
 
     def _on_entry_changed(self, item: Any) -> None:
