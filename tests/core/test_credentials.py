@@ -88,3 +88,14 @@ def test_a_corrupt_file_is_refused_by_put_and_left_as_it_was(tmp_path: Path) -> 
             "memory://", rostra.Credentials(username="a", password="pw", user_jid="a@localhost")
         )
     assert store_path.read_bytes() == b"{not json"
+
+
+def test_a_credentials_path_that_is_a_directory_is_400(tmp_path: Path) -> None:
+    store = rostra.FileCredentialStore(tmp_path)
+
+    with pytest.raises(rostra.InvalidInputError) as caught:
+        store.get("localhost", "alice")
+
+    assert caught.value.message == (
+        f"the credentials file {str(tmp_path)!r} cannot be read (Is a directory): give a file path"
+    )

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from _transport_helpers import Login, logins
-from rostra._errors import InvalidInputError
+from rostra._errors import InvalidInputError, UnreachableError
 from rostra._transport import TransportOptions
 from rostra_ws.transport import WsTransport
 from rostra_xmpp._prosody import ProsodyServer
@@ -29,3 +29,14 @@ def test_plain_ws_to_another_host_needs_the_explicit_option() -> None:
 def test_plain_ws_to_another_host_is_allowed_with_the_option() -> None:
     options = TransportOptions(extra={"allow_insecure_ws": True})
     assert WsTransport("ws://chat.example/xmpp-websocket", options).domain == "chat.example"
+
+
+@pytest.mark.anyio
+async def test_a_port_that_is_no_websocket_endpoint_is_503_naming_the_url(prosody: ProsodyServer) -> None:
+    url = f"ws://127.0.0.1:{prosody.c2s_port}/xmpp-websocket"  # Prosody's XMPP port: it answers no HTTP
+
+    with pytest.raises(UnreachableError) as caught:
+        await WsTransport(url, TransportOptions(connect_timeout=5)).register_account("nobody", "secret")
+
+    assert caught.value.message.startswith(f"No XMPP WebSocket endpoint at {url}: ")
+    assert caught.value.message.endswith(": check the URL's port and path")

@@ -34,6 +34,15 @@ def test_a_url_gives_where_to_connect_and_the_domain(url: str, expected: ServerA
             "only ?domain=NAME is understood",
         ),
         ("xmpp://127.0.0.1:99999", "Server URL 'xmpp://127.0.0.1:99999' has an invalid port"),
+        ("xmpp://[::1", "Server URL 'xmpp://[::1' is malformed (e.g. an unclosed [IPv6] literal)"),
+        (
+            "xmpp://127.0.0.1?domain=bad..dom",
+            "?domain='bad..dom' in the server URL is not a valid domain name: give e.g. ?domain=chat.example.com",
+        ),
+        (
+            "ws://127.0.0.1?domain=",
+            "?domain='' in the server URL is not a valid domain name: give e.g. ?domain=chat.example.com",
+        ),
     ],
 )
 def test_a_url_that_holds_more_than_an_address_is_400(url: str, message: str) -> None:

@@ -126,6 +126,10 @@ class FileCredentialStore(CredentialStore):
             data = self.path.read_bytes()
         except FileNotFoundError:
             return {}
+        except OSError as exc:  # a directory, no permission...
+            raise InvalidInputError(
+                f"the credentials file {str(self.path)!r} cannot be read ({exc.strerror}): give a file path"
+            ) from None
         if not data.strip():
             return {}
         try:

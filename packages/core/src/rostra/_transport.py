@@ -217,7 +217,12 @@ def _transport_for(scheme: str) -> type[Transport] | None:
 
 def load_transport(url: str) -> type[Transport]:
     """The Transport class for ``url``'s scheme. Unknown or not installed: ``InvalidInputError`` naming the fix."""
-    scheme = urlsplit(url).scheme.lower()
+    if not isinstance(url, str):
+        raise InvalidInputError("The server URL must be a string such as 'xmpps://chat.example.com'")
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        raise InvalidInputError(f"Server URL {url!r} is malformed (e.g. an unclosed [IPv6] literal)") from None
     if not scheme:
         raise InvalidInputError(f"Server URL {url!r} has no scheme: use memory://, xmpp://host, xmpps://host or ws://")
     cls = _transport_for(scheme)

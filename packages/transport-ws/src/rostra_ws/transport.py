@@ -100,14 +100,19 @@ class WsTransport(Transport):
 
     async def _connect(self) -> tuple[WebSocket, XmppWebSocketStream, FeaturesReceived]:
         """A WebSocket with an opened XMPP stream (its first features read). Raises RostraError."""
-        websocket = await WebSocket.connect(
-            self._address.host,
-            self._address.port,
-            self._address.path,
-            ssl_context=self._context(),
-            tls_hostname=self.domain,
-            max_message_bytes=self._max_message_bytes,
-        )
+        try:
+            websocket = await WebSocket.connect(
+                self._address.host,
+                self._address.port,
+                self._address.path,
+                ssl_context=self._context(),
+                tls_hostname=self.domain,
+                max_message_bytes=self._max_message_bytes,
+            )
+        except WebSocketClosed as closed:  # e.g. not a WebSocket endpoint at all: it answers no HTTP upgrade
+            raise UnreachableError(
+                f"No XMPP WebSocket endpoint at {self.url}: {closed.why}: check the URL's port and path"
+            ) from None
         stream = XmppWebSocketStream(self.domain, max_message_bytes=self._max_message_bytes)
         try:
             features = await self._open_stream(websocket, stream)

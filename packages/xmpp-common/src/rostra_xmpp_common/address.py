@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from rostra._errors import InvalidInputError
+from rostra._validate import check_jid
 
 __all__ = ["ServerAddress", "is_loopback", "parse_server_url"]
 
@@ -37,9 +38,13 @@ class ServerAddress:
 
 def parse_server_url(url: str, default_ports: Mapping[str, int], extra: Mapping[str, object]) -> ServerAddress:
     """Split ``url`` (one of ``default_ports``' schemes) into where to connect and the domain. Bad URL: 400."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise InvalidInputError(f"Server URL {url!r} is malformed (e.g. an unclosed [IPv6] literal)") from None
     schemes = ", ".join(f"{scheme}://host[:port]" for scheme in default_ports)
-    if parts.scheme not in default_ports or not parts.hostname:
+    if parts.scheme not in default_ports or not host:
         raise InvalidInputError(f"Server URL {url!r} is not one of {schemes}")
     try:
         port = parts.port
@@ -49,13 +54,16 @@ def parse_server_url(url: str, default_ports: Mapping[str, int], extra: Mapping[
         raise InvalidInputError("The server URL must not hold credentials: pass them to connect()")
     if parts.fragment:
         raise InvalidInputError(f"Server URL {url!r} has a #fragment, which means nothing here: remove it")
-    unknown = sorted(set(parse_qs(parts.query, keep_blank_values=True)) - {"domain"})
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"domain"})
     if unknown:
         raise InvalidInputError(
             f"Server URL {url!r} has unknown parameter(s) {', '.join(unknown)}: only ?domain=NAME is understood"
         )
-    explicit = next(iter(parse_qs(parts.query).get("domain", [])), None) or extra.get("domain")
-    host = parts.hostname
+    if "domain" in query:
+        _check_domain(query["domain"][-1])
+    explicit = next(iter(query.get("domain", [])), None) or extra.get("domain")
+    assert host is not None
     if explicit:
         domain = str(explicit)
     elif is_loopback(host) and host.lower() != "localhost":
@@ -69,3 +77,13 @@ def parse_server_url(url: str, default_ports: Mapping[str, int], extra: Mapping[
         path=parts.path or "/",
         domain=domain,
     )
+
+
+def _check_domain(domain: str) -> None:
+    """``?domain=`` must name a domain users could live on, as the ``domain`` option must."""
+    try:
+        check_jid(f"user@{domain}")
+    except InvalidInputError:
+        raise InvalidInputError(
+            f"?domain={domain!r} in the server URL is not a valid domain name: give e.g. ?domain=chat.example.com"
+        ) from None
