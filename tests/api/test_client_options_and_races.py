@@ -31,6 +31,7 @@ pytestmark = pytest.mark.anyio
         ),
         ({"domain": "bad domain"}, "domain 'bad domain' is not a valid domain name: give e.g. 'chat.example.com'"),
         ({"domain": ""}, "domain must be the XMPP domain of the server's users, e.g. 'chat.example.com'"),
+        ({"domain": "a@b"}, "domain 'a@b' is not a valid domain name: give e.g. 'chat.example.com'"),
         (
             {"ca_file": "/nonexistent/ca.pem"},
             "ca_file '/nonexistent/ca.pem' does not exist: give the PEM file of the server's CA",

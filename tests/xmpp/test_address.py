@@ -40,6 +40,11 @@ def test_a_url_gives_where_to_connect_and_the_domain(url: str, expected: ServerA
             "?domain='bad..dom' in the server URL is not a valid domain name: give e.g. ?domain=chat.example.com",
         ),
         (
+            "xmpp://127.0.0.1?domain=example.com/evil",
+            "?domain='example.com/evil' in the server URL is not a valid domain name: "
+            "give e.g. ?domain=chat.example.com",
+        ),
+        (
             "ws://127.0.0.1?domain=",
             "?domain='' in the server URL is not a valid domain name: give e.g. ?domain=chat.example.com",
         ),

@@ -78,6 +78,7 @@ from ._transport import (
     load_transport,
 )
 from ._validate import (
+    check_domain,
     check_email,
     check_identifier,
     check_jid,
@@ -716,6 +717,6 @@ def _check_domain_option(domain: object) -> None:
     if not isinstance(domain, str) or not domain:
         raise InvalidInputError("domain must be the XMPP domain of the server's users, e.g. 'chat.example.com'")
     try:
-        check_jid(f"user@{domain}")
+        check_domain(domain)
     except InvalidInputError:
         raise InvalidInputError(f"domain {domain!r} is not a valid domain name: give e.g. 'chat.example.com'") from None

@@ -36,6 +36,7 @@ __all__ = [
     "MAX_NAME_CHARS",
     "MAX_STATUS_CHARS",
     "MetadataValue",
+    "check_domain",
     "check_email",
     "check_identifier",
     "check_jid",
@@ -152,6 +153,16 @@ def _check_localpart(local: str, jid: str) -> str:
             f"JID {_preview(jid)} has a user part over {MAX_JID_PART_BYTES} bytes (UTF-8): shorten it"
         )
     return folded
+
+
+def check_domain(value: object) -> str:
+    """An XMPP domain users could live on (a host name or IP literal), normalized as in a JID; 400 otherwise.
+
+    The whole value is the domain: no user part, no resource.
+    """
+    if not isinstance(value, str) or not value or "@" in value or "/" in value:
+        raise InvalidInputError(f"{_preview(value) if isinstance(value, str) else repr(value)} is not a domain name")
+    return _check_domain(value, value)
 
 
 def _check_domain(domain: str, jid: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from rostra._errors import InvalidInputError
-from rostra._validate import check_jid
+from rostra._validate import check_domain
 
 __all__ = ["ServerAddress", "is_loopback", "parse_server_url"]
 
@@ -82,7 +82,7 @@ def parse_server_url(url: str, default_ports: Mapping[str, int], extra: Mapping[
 def _check_domain(domain: str) -> None:
     """``?domain=`` must name a domain users could live on, as the ``domain`` option must."""
     try:
-        check_jid(f"user@{domain}")
+        check_domain(domain)
     except InvalidInputError:
         raise InvalidInputError(
             f"?domain={domain!r} in the server URL is not a valid domain name: give e.g. ?domain=chat.example.com"
