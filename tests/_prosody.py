@@ -25,3 +25,9 @@ def prosody(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProsodyServer]
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def xmpp_server(prosody: ProsodyServer) -> ProsodyServer:
+    """The session's XMPP server, whichever it is (``prosody`` for now): what server-neutral tests ask for."""
+    return prosody

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from _prosody import prosody  # noqa: F401  (the session's Prosody, started by the suite)
+from _prosody import prosody, xmpp_server  # noqa: F401  (the session's XMPP server, started by the suite)
 
 SERVER_KINDS = ["memory", "xmpp", "ws"]
 
