@@ -168,14 +168,7 @@ class WsSession(TransportSession):
             roster = await self._call("get", mapping.build_roster_query(), operation="connect")
             for contact_item in _roster_items(roster):
                 self._apply_roster_item(contact_item)
-            presence = _element("presence")
-            etree.SubElement(
-                presence,
-                f"{{{NS_CAPS}}}c",
-                {"hash": "sha-1", "node": _CAPS_NODE, "ver": mapping.entity_caps_ver()},
-                nsmap={None: NS_CAPS},
-            )
-            await self._send(presence)
+            await self._send(_available_presence())
         except BaseException:
             self._closing = True
             await self._shutdown(polite=False)
@@ -348,7 +341,7 @@ class WsSession(TransportSession):
         try:
             reply = await self._iq("get", copy.copy(_PROFILE_ITEMS_REQUEST), to=to, operation="get_profile")
         except IqError as exc:
-            if exc.parsed.condition in mapping.NO_PROFILE_CONDITIONS:
+            if exc.parsed.condition in mapping.NO_PROFILE_CONDITIONS and _domain_of(to) == self._domain:
                 return ProfileFields()  # no readable profile node (or no such user: servers do not tell)
             raise self._translate(exc, to, "get_profile") from None
         return mapping.parse_profile_items(reply[0]) if len(reply) else ProfileFields()
@@ -498,9 +491,13 @@ class WsSession(TransportSession):
         payload = iq[0]
         own = sender is None or (bare(sender) == self._jid and "/" not in sender)
         if type_ == "set" and payload.tag == f"{{{mapping.NS_ROSTER}}}query" and own:
-            for item in _roster_items(payload):
-                self._apply_roster_item(item)
+            friends = [jid for item in _roster_items(payload) if (jid := self._apply_roster_item(item))]
             await self._answer(iq, None)
+            # Tell a new friend our presence (with entity caps) again, directed. ejabberd delivers our PEP
+            # events only to contacts whose caps our session saw in a presence received while the roster said
+            # to/both; when the two approvals cross, that presence came too early. (Prosody does not need it.)
+            for jid in friends:
+                await self._send_quietly(_available_presence(to=jid))
         elif type_ == "get" and payload.tag == f"{{{mapping.NS_DISCO_INFO}}}query":
             node = payload.get("node")
             if node in (None, f"{_CAPS_NODE}#{mapping.entity_caps_ver()}"):
@@ -532,21 +529,28 @@ class WsSession(TransportSession):
         with contextlib.suppress(UnreachableError):  # the loop reports the loss
             await self._send(element)
 
-    def _apply_roster_item(self, item: Element) -> None:
-        """Apply one roster item (result or push); a new entry or a changed subscription is a ContactUpdated."""
+    def _apply_roster_item(self, item: Element) -> str | None:
+        """Apply one roster item (result or push); a new entry or a changed subscription is a ContactUpdated.
+
+        Returns the contact's JID when this item made it a friend (subscription ``both``), else None.
+        """
         jid = bare(item.get("jid") or "")
         if not jid:
-            return
+            return None
         subscription = item.get("subscription") or "none"
         if subscription == "remove":
             if self._roster.pop(jid, None) is not None:
                 self._emit(ContactUpdated(contact=mapping.contact_from_roster(jid, "none"), removed=True))
-            return
+            return None
         state = (subscription, item.get("ask"))
         contact = mapping.parse_roster_item(item)
-        if self._roster.get(jid) != state:
-            self._roster[jid] = state
-            self._emit(ContactUpdated(contact=contact))
+        previous = self._roster.get(jid)
+        if previous == state:
+            return None
+        self._roster[jid] = state
+        self._emit(ContactUpdated(contact=contact))
+        became_friend = subscription == "both" and (previous is None or previous[0] != "both")
+        return jid if became_friend else None
 
     async def _on_presence(self, presence: Element) -> None:
         sender = presence.get("from")
@@ -590,6 +594,18 @@ class WsSession(TransportSession):
         if user_jid == self._jid and fields == self._published:
             return  # the echo of our own publish (other sessions of ours do get it)
         self._emit(ProfileChanged(user_jid=user_jid, fields=fields))
+
+
+def _available_presence(to: str | None = None) -> Element:
+    """Our available presence, with entity caps (XEP-0115) so the server sends us PEP profile events."""
+    presence = _element("presence") if to is None else _element("presence", {"to": to})
+    etree.SubElement(
+        presence,
+        f"{{{NS_CAPS}}}c",
+        {"hash": "sha-1", "node": _CAPS_NODE, "ver": mapping.entity_caps_ver()},
+        nsmap={None: NS_CAPS},
+    )
+    return presence
 
 
 def _lost_error(closed: WebSocketClosed) -> UnreachableError:

@@ -87,6 +87,7 @@ class XmppSession(TransportSession):
         self._roster.on_subscribe.connect(self._on_subscribe)
         self._roster.on_entry_added.connect(self._on_entry_changed)
         self._roster.on_entry_subscription_state_changed.connect(self._on_entry_changed)
+        self._roster.on_entry_subscription_state_changed.connect(self._on_subscription_changed)
         self._roster.on_entry_removed.connect(self._on_entry_removed)
         self._presence.on_bare_available.connect(self._on_bare_available)
         self._presence.on_bare_unavailable.connect(self._on_bare_unavailable)
@@ -162,11 +163,13 @@ class XmppSession(TransportSession):
         except Exception as exc:
             self._raise(exc, iq.to, operation)
 
+    def _is_remote(self, to: aioxmpp.JID | None) -> bool:
+        return to is not None and to.domain != self._client.local_jid.domain
+
     def _raise(self, exc: BaseException, to: aioxmpp.JID | None, operation: str) -> NoReturn:
         """Translate ``exc``; a server that refuses to talk to ``to``'s remote domain means: not found from here."""
-        remote = to is not None and to.domain != self._client.local_jid.domain
         if (
-            remote
+            self._is_remote(to)
             and isinstance(exc, aioxmpp.errors.XMPPError)
             and _condition(exc) in mapping.REMOTE_REFUSED_CONDITIONS
         ):
@@ -186,7 +189,7 @@ class XmppSession(TransportSession):
         try:
             result = await self._raw_send(iq, "get_profile")
         except aioxmpp.errors.XMPPError as exc:
-            if _condition(exc) in mapping.NO_PROFILE_CONDITIONS:
+            if _condition(exc) in mapping.NO_PROFILE_CONDITIONS and not self._is_remote(iq.to):
                 return ProfileFields()  # no readable profile node (or no such user: servers do not tell)
             self._raise(exc, iq.to, "get_profile")
         except Exception as exc:
@@ -362,6 +365,17 @@ class XmppSession(TransportSession):
 
     def _on_entry_changed(self, item: Any) -> None:
         self._emit(ContactUpdated(contact=_contact(item)))
+
+    def _on_subscription_changed(self, item: Any) -> None:
+        # Tell a new friend our presence (with entity caps) again, directed. ejabberd delivers our PEP events
+        # only to contacts whose caps our session saw in a presence received while the roster said to/both;
+        # when the two approvals cross, the only presence it saw came too early and the friend gets no
+        # profile events. Prosody does not need it; it costs one stanza per new friendship.
+        if item.subscription != "both" or self._closing or self._lost:
+            return
+        presence = self._presence_server.make_stanza()
+        presence.to = item.jid
+        self._client.enqueue(presence)
 
     def _on_entry_removed(self, item: Any) -> None:
         gone = mapping.contact_from_roster(str(item.jid), "none")

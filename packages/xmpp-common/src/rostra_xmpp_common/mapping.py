@@ -612,8 +612,11 @@ _SERVICE_UNAVAILABLE: Final[dict[str, type[RostraError]]] = {
 #: A profile read answered with one of these means "no readable profile": Prosody answers forbidden for a node
 #: that does not exist yet when the asker is not a contact (and servers do not tell whether the user exists).
 NO_PROFILE_CONDITIONS: Final = frozenset({"item-not-found", "forbidden"})
-#: What a server without server-to-server answers for another domain (Prosody: not-allowed): not found from here.
-REMOTE_REFUSED_CONDITIONS: Final = frozenset({"not-allowed", "remote-server-not-found", "service-unavailable"})
+#: What a server without server-to-server answers for another domain (Prosody: not-allowed; ejabberd with
+#: ``s2s_access: none``: forbidden): not found from here. Checked before NO_PROFILE_CONDITIONS for such a JID.
+REMOTE_REFUSED_CONDITIONS: Final = frozenset(
+    {"not-allowed", "remote-server-not-found", "service-unavailable", "forbidden"}
+)
 
 
 def error_from_condition(condition: str, *, operation: str, text: str | None) -> RostraError:
