@@ -94,14 +94,14 @@ async def test_an_event_renders_its_documented_json(make_user) -> None:
     assert event.to_dict()["data"]["nickName"] == "Json"
 
 
-async def test_credentials_stored_through_one_transport_are_found_through_another(prosody, tmp_path) -> None:
+async def test_credentials_stored_through_one_transport_are_found_through_another(xmpp_server, tmp_path) -> None:
     """An account is its JID: switching the URL (xmpp:// to ws://, 127.0.0.1 to localhost) keeps its credentials."""
     store = rostra.FileCredentialStore(tmp_path / "credentials.json")
     identifier = f"Switch{uuid.uuid4().hex}"
-    async with rostra.Client(prosody.xmpp_url, ca_file=str(prosody.ca_file), credential_store=store) as sdk:
+    async with rostra.Client(xmpp_server.xmpp_url, ca_file=str(xmpp_server.ca_file), credential_store=store) as sdk:
         first = (await sdk.register(identifier)).data
 
-    async with rostra.Client(prosody.ws_url, credential_store=store) as sdk:
+    async with rostra.Client(xmpp_server.ws_url, credential_store=store) as sdk:
         again = (await sdk.register(identifier)).data
         assert (await sdk.connect(again.username, again.password)).status_code == 200
 
@@ -117,17 +117,17 @@ async def test_credentials_stored_through_one_transport_are_found_through_anothe
     ],
 )
 async def test_the_carrier_options_are_checked_alike_on_both_xmpp_carriers(
-    prosody, options: dict[str, object], message: str
+    xmpp_server, options: dict[str, object], message: str
 ) -> None:
-    for url in (prosody.xmpp_url, prosody.ws_url):
+    for url in (xmpp_server.xmpp_url, xmpp_server.ws_url):
         with pytest.raises(rostra.InvalidInputError) as caught:
             rostra.Client(url, **options)
         assert caught.value.message == message
 
 
-async def test_a_program_with_websocket_options_moves_to_xmpp_by_changing_the_url_only(prosody) -> None:
-    options = {"ca_file": str(prosody.ca_file), "ping_interval": 10, "max_message_bytes": 2_000_000}
-    for url in (prosody.ws_url, prosody.xmpp_url):
+async def test_a_program_with_websocket_options_moves_to_xmpp_by_changing_the_url_only(xmpp_server) -> None:
+    options = {"ca_file": str(xmpp_server.ca_file), "ping_interval": 10, "max_message_bytes": 2_000_000}
+    for url in (xmpp_server.ws_url, xmpp_server.xmpp_url):
         async with rostra.Client(url, **options) as sdk:
             registered = (await sdk.register(f"Move{uuid.uuid4().hex}")).data
             assert (await sdk.connect(registered.username, registered.password)).status_code == 200

@@ -317,14 +317,13 @@ def node_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return prefix / "node_modules"
 
 
-@pytest.mark.prosody
 @pytest.mark.parametrize("kind", ["xmpp", "ws"])
 def test_node_runs_the_demo_flow_through_two_bridges_and_every_line_matches_the_schema(
-    kind: str, node_modules: Path, prosody: Any
+    kind: str, node_modules: Path, xmpp_server: Any
 ) -> None:
     node = shutil.which("node")
     assert node is not None, "node is not installed: this test needs Node.js (apt-get install nodejs)"
-    server = prosody.xmpp_url if kind == "xmpp" else prosody.ws_url
+    server = xmpp_server.xmpp_url if kind == "xmpp" else xmpp_server.ws_url
     done = subprocess.run(
         [
             node,
@@ -336,7 +335,7 @@ def test_node_runs_the_demo_flow_through_two_bridges_and_every_line_matches_the_
             "--server",
             server,
             "--ca-file",
-            str(prosody.ca_file),
+            str(xmpp_server.ca_file),
         ],
         capture_output=True,
         text=True,

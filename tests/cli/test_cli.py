@@ -124,9 +124,9 @@ def credentials(tmp_path: Path) -> Path:
 @pytest.fixture(params=["xmpp", "ws"])
 def cli(request: pytest.FixtureRequest, credentials: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
     """The CLI against the suite's Prosody (the per-operation commands need a server that outlives a process)."""
-    prosody = request.getfixturevalue("prosody")
-    url = prosody.xmpp_url if request.param == "xmpp" else prosody.ws_url
-    return Cli(["--server", url, "--ca-file", str(prosody.ca_file), "--credentials", str(credentials)], capsys)
+    xmpp_server = request.getfixturevalue("xmpp_server")
+    url = xmpp_server.xmpp_url if request.param == "xmpp" else xmpp_server.ws_url
+    return Cli(["--server", url, "--ca-file", str(xmpp_server.ca_file), "--credentials", str(credentials)], capsys)
 
 
 @pytest.mark.parametrize(

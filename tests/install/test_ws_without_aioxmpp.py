@@ -43,9 +43,16 @@ def test_installing_the_core_and_rostra_ws_leaves_aioxmpp_out(ws_only_venv: Path
     assert "not found" in done.stderr.lower()
 
 
-def test_the_demo_runs_over_ws_from_that_venv(ws_only_venv: Path, prosody) -> None:
+def test_the_demo_runs_over_ws_from_that_venv(ws_only_venv: Path, xmpp_server) -> None:
     done = subprocess.run(
-        [str(ws_only_venv / "bin" / "rostra"), "demo", "--server", prosody.ws_url, "--ca-file", str(prosody.ca_file)],
+        [
+            str(ws_only_venv / "bin" / "rostra"),
+            "demo",
+            "--server",
+            xmpp_server.ws_url,
+            "--ca-file",
+            str(xmpp_server.ca_file),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -12,12 +12,12 @@ import anyio
 import httpx
 import pytest
 
+from _prosody import XmppServer
 from _transport_helpers import PASSWORD, TRICKY, Login, Sink, befriend, fresh, log_in_once, logins
 from rostra._errors import AuthenticationError, ConflictError, ForbiddenError, PayloadTooLargeError
 from rostra._schemas import Contact, ProfileFields
 from rostra._transport import PresenceChanged, ProfileChanged, Transport, TransportOptions, TransportSession
 from rostra_ws.transport import WsTransport
-from rostra_xmpp._prosody import ProsodyServer
 from rostra_xmpp.transport import XmppTransport
 
 pytestmark = pytest.mark.anyio
@@ -37,11 +37,11 @@ def anyio_backend(case: tuple[str, str]) -> str:
 
 
 @pytest.fixture
-def transport(case: tuple[str, str], prosody: ProsodyServer) -> Transport:
-    options = TransportOptions(ca_file=str(prosody.ca_file), request_timeout=5)
+def transport(case: tuple[str, str], xmpp_server: XmppServer) -> Transport:
+    options = TransportOptions(ca_file=str(xmpp_server.ca_file), request_timeout=5)
     if case[0] == "xmpp":
-        return XmppTransport(prosody.xmpp_url, options)
-    return WsTransport(prosody.ws_url, options)
+        return XmppTransport(xmpp_server.xmpp_url, options)
+    return WsTransport(xmpp_server.ws_url, options)
 
 
 @pytest.fixture

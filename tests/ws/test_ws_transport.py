@@ -6,16 +6,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from _prosody import XmppServer
 from _transport_helpers import Login, logins
 from rostra._errors import InvalidInputError, UnreachableError
 from rostra._transport import TransportOptions
 from rostra_ws.transport import WsTransport
-from rostra_xmpp._prosody import ProsodyServer
 
 
 @pytest.fixture
-async def login(prosody: ProsodyServer) -> AsyncIterator[Login]:
-    transport = WsTransport(prosody.ws_url, TransportOptions(ca_file=str(prosody.ca_file), request_timeout=5))
+async def login(xmpp_server: XmppServer) -> AsyncIterator[Login]:
+    transport = WsTransport(xmpp_server.ws_url, TransportOptions(ca_file=str(xmpp_server.ca_file), request_timeout=5))
     async with logins(transport) as make:
         yield make
 
@@ -32,8 +32,8 @@ def test_plain_ws_to_another_host_is_allowed_with_the_option() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_port_that_is_no_websocket_endpoint_is_503_naming_the_url(prosody: ProsodyServer) -> None:
-    url = f"ws://127.0.0.1:{prosody.c2s_port}/xmpp-websocket"  # Prosody's XMPP port: it answers no HTTP
+async def test_a_port_that_is_no_websocket_endpoint_is_503_naming_the_url(xmpp_server: XmppServer) -> None:
+    url = f"ws://127.0.0.1:{xmpp_server.c2s_port}/xmpp-websocket"  # Prosody's XMPP port: it answers no HTTP
 
     with pytest.raises(UnreachableError) as caught:
         await WsTransport(url, TransportOptions(connect_timeout=5)).register_account("nobody", "secret")

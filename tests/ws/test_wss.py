@@ -19,8 +19,8 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def test_wss_logs_in_with_the_certificate_verified_against_the_ca_file(prosody) -> None:
-    async with rostra.Client(prosody.wss_url, ca_file=str(prosody.ca_file)) as sdk:
+async def test_wss_logs_in_with_the_certificate_verified_against_the_ca_file(xmpp_server) -> None:
+    async with rostra.Client(xmpp_server.wss_url, ca_file=str(xmpp_server.ca_file)) as sdk:
         registered = (await sdk.register(f"wss{uuid.uuid4().hex}")).data
 
         assert (await sdk.connect(registered.username, registered.password)).to_dict() == {
@@ -30,8 +30,8 @@ async def test_wss_logs_in_with_the_certificate_verified_against_the_ca_file(pro
         assert (await sdk.get_current_user_jid()).user_jid == registered.user_jid
 
 
-async def test_wss_without_the_ca_refuses_the_certificate_with_503(prosody) -> None:
-    async with rostra.Client(prosody.wss_url) as sdk:
+async def test_wss_without_the_ca_refuses_the_certificate_with_503(xmpp_server) -> None:
+    async with rostra.Client(xmpp_server.wss_url) as sdk:
         with pytest.raises(rostra.UnreachableError) as caught:
             await sdk.register(f"wss{uuid.uuid4().hex}")
 
@@ -41,15 +41,24 @@ async def test_wss_without_the_ca_refuses_the_certificate_with_503(prosody) -> N
     )
 
 
-async def test_wss_with_verification_explicitly_off_connects(prosody) -> None:
-    async with rostra.Client(prosody.wss_url, verify_tls=False) as sdk:
+async def test_wss_with_verification_explicitly_off_connects(xmpp_server) -> None:
+    async with rostra.Client(xmpp_server.wss_url, verify_tls=False) as sdk:
         registered = (await sdk.register(f"wss{uuid.uuid4().hex}")).data
         assert (await sdk.connect(registered.username, registered.password)).status_code == 200
 
 
-def test_the_demo_completes_over_wss(prosody) -> None:
+def test_the_demo_completes_over_wss(xmpp_server) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "rostra.cli", "demo", "--server", prosody.wss_url, "--ca-file", str(prosody.ca_file)],
+        [
+            sys.executable,
+            "-m",
+            "rostra.cli",
+            "demo",
+            "--server",
+            xmpp_server.wss_url,
+            "--ca-file",
+            str(xmpp_server.ca_file),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

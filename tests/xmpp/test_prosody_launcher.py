@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from _proc import listening_addresses
 from rostra_xmpp._prosody import INSTALL_HINT, ProsodyError, ProsodyNotInstalledError, ProsodyServer
 
 STREAM_HEADER = (
@@ -57,28 +58,6 @@ def _serves_stream_features(port: int) -> bool:
         return False
 
 
-def _listening_addresses(pid: int) -> set[tuple[str, int]]:
-    """The (address, port) pairs on which process ``pid`` has listening TCP sockets (IPv4 and IPv6)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd)
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    listening = set()
-    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
-        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            local, state, inode = fields[1], fields[3], fields[9]
-            if state != "0A" or inode not in inodes:  # 0A: LISTEN
-                continue
-            address_hex, port_hex = local.split(":")
-            raw = bytes.fromhex(address_hex)
-            # /proc/net prints the address as host-order 32-bit words.
-            words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-            listening.add((socket.inet_ntop(family, words), int(port_hex, 16)))
-    return listening
-
-
 @pytest.fixture
 def own_prosody(tmp_path: Path) -> Iterator[ProsodyServer]:
     """A Prosody of this test's own (for tests that stop or kill it), closed after the test."""
@@ -119,7 +98,7 @@ def test_starttls_certificate_is_refused_for_another_name(prosody: ProsodyServer
 
 def test_server_listens_only_on_loopback_ports_it_reports(prosody: ProsodyServer) -> None:
     assert prosody.pid is not None
-    assert _listening_addresses(prosody.pid) == {
+    assert listening_addresses(prosody.pid) == {
         ("127.0.0.1", prosody.c2s_port),
         ("127.0.0.1", prosody.xmpps_port),
         ("127.0.0.1", prosody.http_port),

@@ -13,7 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from rostra_xmpp._prosody import ProsodyServer
+from _prosody import XmppServer
 
 
 def _dead_port() -> int:
@@ -116,8 +116,8 @@ UPLOAD_TIMEOUT = """
 """
 
 
-def test_a_timeout_during_upload_discovery_prints_only_the_408(prosody: ProsodyServer) -> None:
-    result = _run_python(UPLOAD_TIMEOUT, prosody.xmpp_url, str(prosody.ca_file))
+def test_a_timeout_during_upload_discovery_prints_only_the_408(xmpp_server: XmppServer) -> None:
+    result = _run_python(UPLOAD_TIMEOUT, xmpp_server.xmpp_url, str(xmpp_server.ca_file))
     assert (result.returncode, result.stdout, result.stderr) == (0, "408\n", "")
 
 
@@ -148,6 +148,6 @@ REQUESTS_CUT_BY_THE_DEADLINE = """
 """
 
 
-def test_requests_cut_by_the_request_timeout_print_nothing_on_stderr(prosody: ProsodyServer) -> None:
-    result = _run_python(REQUESTS_CUT_BY_THE_DEADLINE, prosody.xmpp_url, str(prosody.ca_file))
+def test_requests_cut_by_the_request_timeout_print_nothing_on_stderr(xmpp_server: XmppServer) -> None:
+    result = _run_python(REQUESTS_CUT_BY_THE_DEADLINE, xmpp_server.xmpp_url, str(xmpp_server.ca_file))
     assert (result.returncode, result.stdout, result.stderr) == (0, "True\n", "")

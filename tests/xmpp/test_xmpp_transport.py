@@ -19,12 +19,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from _prosody import XmppServer
 from _transport_helpers import PASSWORD, TRICKY, Login, Sink, fresh, log_in_once, logins
 from rostra._errors import InvalidInputError, UnreachableError
 from rostra._schemas import ProfileFields
 from rostra._transport import SessionLost, TransportOptions
 from rostra_xmpp._boundary import _hostname_matches
-from rostra_xmpp._prosody import ProsodyServer
 from rostra_xmpp._xso import from_element
 from rostra_xmpp.transport import XmppTransport
 from rostra_xmpp_common import mapping
@@ -38,8 +38,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def transport(prosody: ProsodyServer) -> XmppTransport:
-    return XmppTransport(prosody.xmpp_url, TransportOptions(ca_file=str(prosody.ca_file), request_timeout=5))
+def transport(xmpp_server: XmppServer) -> XmppTransport:
+    return XmppTransport(xmpp_server.xmpp_url, TransportOptions(ca_file=str(xmpp_server.ca_file), request_timeout=5))
 
 
 @pytest.fixture
@@ -102,8 +102,10 @@ async def test_under_trio_the_transport_says_it_needs_asyncio() -> None:
 # -- registration and login -------------------------------------------------------------------------------------
 
 
-async def test_direct_tls_logs_in(prosody: ProsodyServer) -> None:
-    transport = XmppTransport(f"xmpps://127.0.0.1:{prosody.xmpps_port}", TransportOptions(ca_file=str(prosody.ca_file)))
+async def test_direct_tls_logs_in(xmpp_server: XmppServer) -> None:
+    transport = XmppTransport(
+        f"xmpps://127.0.0.1:{xmpp_server.xmpps_port}", TransportOptions(ca_file=str(xmpp_server.ca_file))
+    )
     username, jid = await log_in_once(transport)
     assert jid == f"{username}@localhost"
 
@@ -149,8 +151,8 @@ def test_the_certificate_must_name_the_domain(cert_name: str, domain: str, match
     assert _hostname_matches(certificate_for(cert_name), domain) is matches
 
 
-async def test_a_certificate_from_another_ca_is_503_naming_ca_file(prosody: ProsodyServer, tmp_path: Path) -> None:
-    transport = XmppTransport(prosody.xmpp_url, TransportOptions(ca_file=other_ca(tmp_path)))
+async def test_a_certificate_from_another_ca_is_503_naming_ca_file(xmpp_server: XmppServer, tmp_path: Path) -> None:
+    transport = XmppTransport(xmpp_server.xmpp_url, TransportOptions(ca_file=other_ca(tmp_path)))
     with pytest.raises(UnreachableError) as caught:
         await transport.register_account(fresh(), PASSWORD)
     assert "certificate failed verification" in caught.value.message
@@ -164,18 +166,18 @@ CERTIFICATE_FAILED = (
 
 
 async def test_a_login_with_a_certificate_from_another_ca_is_503_naming_ca_file(
-    prosody: ProsodyServer, tmp_path: Path
+    xmpp_server: XmppServer, tmp_path: Path
 ) -> None:
-    transport = XmppTransport(prosody.xmpp_url, TransportOptions(ca_file=other_ca(tmp_path)))
+    transport = XmppTransport(xmpp_server.xmpp_url, TransportOptions(ca_file=other_ca(tmp_path)))
     with pytest.raises(UnreachableError) as caught:
         await transport.open_session(fresh(), PASSWORD, Sink())
     assert caught.value.message == CERTIFICATE_FAILED
 
 
 async def test_direct_tls_with_a_certificate_from_another_ca_is_503_naming_ca_file(
-    prosody: ProsodyServer, tmp_path: Path
+    xmpp_server: XmppServer, tmp_path: Path
 ) -> None:
-    transport = XmppTransport(prosody.xmpps_url, TransportOptions(ca_file=other_ca(tmp_path)))
+    transport = XmppTransport(xmpp_server.xmpps_url, TransportOptions(ca_file=other_ca(tmp_path)))
     with pytest.raises(UnreachableError) as caught:
         await transport.register_account(fresh(), PASSWORD)
     assert caught.value.message == CERTIFICATE_FAILED
@@ -183,12 +185,12 @@ async def test_direct_tls_with_a_certificate_from_another_ca_is_503_naming_ca_fi
 
 @pytest.mark.parametrize("content", [None, b"not a certificate\n"], ids=["missing", "not-pem"])
 async def test_a_ca_file_that_cannot_be_loaded_is_400_naming_it(
-    prosody: ProsodyServer, tmp_path: Path, content: bytes | None
+    xmpp_server: XmppServer, tmp_path: Path, content: bytes | None
 ) -> None:
     ca_file = tmp_path / "ca.pem"
     if content is not None:
         ca_file.write_bytes(content)
-    transport = XmppTransport(prosody.xmpp_url, TransportOptions(ca_file=str(ca_file)))
+    transport = XmppTransport(xmpp_server.xmpp_url, TransportOptions(ca_file=str(ca_file)))
     with pytest.raises(InvalidInputError) as caught:
         await transport.register_account(fresh(), PASSWORD)
     assert caught.value.message == (
@@ -197,16 +199,16 @@ async def test_a_ca_file_that_cannot_be_loaded_is_400_naming_it(
     )
 
 
-async def test_a_domain_the_server_does_not_serve_is_503_naming_it(prosody: ProsodyServer) -> None:
-    url = f"{prosody.xmpp_url}?domain=other.example"
-    transport = XmppTransport(url, TransportOptions(ca_file=str(prosody.ca_file)))
+async def test_a_domain_the_server_does_not_serve_is_503_naming_it(xmpp_server: XmppServer) -> None:
+    url = f"{xmpp_server.xmpp_url}?domain=other.example"
+    transport = XmppTransport(url, TransportOptions(ca_file=str(xmpp_server.ca_file)))
     with pytest.raises(UnreachableError) as caught:
         await transport.register_account(fresh(), PASSWORD)
     assert "refused the stream for 'other.example' (host-unknown)" in caught.value.message
 
 
-async def test_verification_can_be_switched_off_explicitly(prosody: ProsodyServer, tmp_path: Path) -> None:
-    transport = XmppTransport(prosody.xmpp_url, TransportOptions(ca_file=other_ca(tmp_path), verify_tls=False))
+async def test_verification_can_be_switched_off_explicitly(xmpp_server: XmppServer, tmp_path: Path) -> None:
+    transport = XmppTransport(xmpp_server.xmpp_url, TransportOptions(ca_file=other_ca(tmp_path), verify_tls=False))
     username, jid = await log_in_once(transport)
     assert jid == f"{username}@localhost"
 
