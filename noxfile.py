@@ -2,6 +2,7 @@
 
     nox -s demo            the main job: `rostra demo` (in-process server; `-- --server URL --ca-file F` for others)
     nox -s tests           the whole test suite; installs Prosody with apt-get when it is missing
+    nox -s tests-ejabberd  the server-backed tests again, against ejabberd (installed with apt-get when missing)
     nox -s lint            ruff and mypy --strict
     nox -s bench           latency of get_user_profile through Rostra vs bare aioxmpp, as a ratio
 """
@@ -38,6 +39,13 @@ def tests(session: nox.Session) -> None:
     _ensure_prosody(session)
     _install(session, "pytest", "hypothesis", "trio", editable=True)
     session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(name="tests-ejabberd")
+def tests_ejabberd(session: nox.Session) -> None:
+    session.run("bash", "scripts/ensure-ejabberd", external=True)
+    _install(session, "pytest", "hypothesis", "trio", editable=True)
+    session.run("pytest", "-m", "server", *(session.posargs or ["-q"]), env={"ROSTRA_TEST_SERVER": "ejabberd"})
 
 
 @nox.session
