@@ -84,12 +84,35 @@ async def test_register_refuses_a_bad_identifier_with_400(make_client, identifie
     assert caught.value.status_code == 400
 
 
-@pytest.mark.parametrize("call", ["get_user_profile", "get_last_seen", "add_contact", "remove_contact"])
+JID_CALLS = ["get_user_profile", "get_last_seen", "add_contact", "remove_contact", "accept_contact", "decline_contact"]
+CONTACT_CALLS = ["add_contact", "remove_contact", "accept_contact", "decline_contact"]
+
+
+@pytest.mark.parametrize("call", JID_CALLS)
 @pytest.mark.parametrize("jid", BAD_JIDS.values(), ids=BAD_JIDS.keys())
 async def test_a_malformed_jid_is_refused_with_400(alice, call: str, jid: str) -> None:
     with pytest.raises(rostra.InvalidInputError) as caught:
         await getattr(alice.sdk, call)(jid)
     assert caught.value.status_code == 400
+
+
+@pytest.mark.parametrize("call", CONTACT_CALLS)
+async def test_our_own_jid_is_refused_by_every_contact_operation_with_400(alice, call: str) -> None:
+    own = (await alice.sdk.get_current_user_jid()).user_jid
+    with pytest.raises(rostra.InvalidInputError) as caught:
+        await getattr(alice.sdk, call)(own.upper())
+    assert (caught.value.status_code, (await alice.sdk.get_contacts()).data) == (400, [])
+
+
+@pytest.mark.parametrize(("call", "status_code"), [(c, 200 if c == "remove_contact" else 404) for c in CONTACT_CALLS])
+async def test_a_user_of_an_unreachable_server_is_404_except_removing_them_which_is_a_no_op(
+    alice, call: str, status_code: int
+) -> None:
+    try:
+        outcome = (await getattr(alice.sdk, call)("someone@elsewhere.example")).status_code
+    except rostra.RostraError as exc:
+        outcome = exc.status_code
+    assert (outcome, (await alice.sdk.get_contacts()).data) == (status_code, [])
 
 
 @pytest.mark.parametrize(("fields", "status_code"), BAD_PROFILE.values(), ids=BAD_PROFILE.keys())

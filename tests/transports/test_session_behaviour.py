@@ -135,6 +135,26 @@ async def test_a_contact_receives_the_new_profile_within_a_second(login: Login) 
     assert event == ProfileChanged(user_jid=alice[0].jid, fields=TRICKY)
 
 
+async def test_a_stored_profile_is_not_replayed_as_an_event_to_a_new_contact_nor_at_login(
+    transport: Transport, login: Login
+) -> None:
+    """Profile events are for changes: the server keeps the item, but must not push it again (the kit's model)."""
+    alice = await login()
+    await alice[0].set_profile(TRICKY)
+    bob = await login()
+    await befriend(alice, bob)  # bob now subscribes to alice's presence and her profile node
+    again_sink = Sink()
+    again = await transport.open_session(alice[0].jid.partition("@")[0], PASSWORD, again_sink)
+    try:
+        await again.get_contacts()  # a round trip after the login's presence, then time for any replay to land
+        await bob[0].get_contacts()
+        await anyio.sleep(0.5)
+    finally:
+        await again.close()
+    replays = [e for e in bob[1].events + again_sink.events if isinstance(e, ProfileChanged)]
+    assert replays == []
+
+
 # -- last activity, metadata, contacts, upload --------------------------------------------------------------------
 
 

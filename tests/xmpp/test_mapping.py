@@ -85,12 +85,13 @@ def test_profile_publish_carries_item_current_and_open_access() -> None:
     )
 
 
-def test_profile_node_configure_sets_open_access() -> None:
+def test_profile_node_configure_sets_open_access_and_no_replay() -> None:
     assert xml(mapping.build_profile_node_configure()) == (
         '<pubsub xmlns="http://jabber.org/protocol/pubsub#owner"><configure node="urn:xmpp:vcard4">'
         '<x xmlns="jabber:x:data" type="submit"><field var="FORM_TYPE" type="hidden">'
         "<value>http://jabber.org/protocol/pubsub#node_config</value></field>"
-        '<field var="pubsub#access_model"><value>open</value></field></x></configure></pubsub>'
+        '<field var="pubsub#access_model"><value>open</value></field>'
+        '<field var="pubsub#send_last_published_item"><value>never</value></field></x></configure></pubsub>'
     )
 
 

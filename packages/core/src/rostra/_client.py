@@ -516,12 +516,11 @@ class Client:
     # -- contacts --------------------------------------------------------------------------------------------
 
     async def add_contact(self, jid: str) -> StatusResponse:
-        """Ask ``jid`` to become a mutual contact (accepts their request if they asked first). Raises 400, 404."""
+        """Ask ``jid`` to become a mutual contact (accepts their request if they asked first). Raises 400 (malformed or
+        our own JID), 404."""
         log.debug("add_contact jid=%r", jid)
         session = self._request(Input.ADD_CONTACT)
-        user_jid = check_jid(jid)
-        if user_jid == self._jid:
-            raise InvalidInputError("You cannot add yourself as a contact: give another user's JID")
+        user_jid = self._other_user(jid)
         await self._timed(session.add_contact(user_jid))
         return StatusResponse()
 
@@ -529,7 +528,7 @@ class Client:
         """Remove ``jid`` from the contacts, cancelling the subscriptions both ways. Raises 400."""
         log.debug("remove_contact jid=%r", jid)
         session = self._request(Input.REMOVE_CONTACT)
-        user_jid = check_jid(jid)
+        user_jid = self._other_user(jid)
         await self._timed(session.remove_contact(user_jid))
         return StatusResponse()
 
@@ -544,7 +543,7 @@ class Client:
     async def _answer(self, jid: str, *, accept: bool) -> StatusResponse:
         log.debug("answer_contact_request jid=%r accept=%s", jid, accept)
         session = self._request(Input.ANSWER_CONTACT_REQUEST)
-        user_jid = check_jid(jid)
+        user_jid = self._other_user(jid)
         await self._timed(session.answer_contact_request(user_jid, accept=accept))
         return StatusResponse()
 
@@ -596,6 +595,13 @@ class Client:
             self.status = status
             log.debug("status %s", status.value)
             self._listeners.emit(ConnectionEvent(status=status, user_jid=self._jid or user_jid))
+
+    def _other_user(self, jid: str) -> str:
+        """``jid`` checked for a contact operation: well-formed, and not our own (400 before sending)."""
+        user_jid = check_jid(jid)
+        if user_jid == self._jid:
+            raise InvalidInputError("You cannot be your own contact: give another user's JID")
+        return user_jid
 
     def _request(self, event: Input) -> TransportSession:
         self._feed(event)

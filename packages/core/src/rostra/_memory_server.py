@@ -229,7 +229,10 @@ class MemoryServer:
         self.add_contact(session, user_jid)
 
     def remove_contact(self, session: ServerSession, user_jid: str) -> None:
-        """Drop ``user_jid`` from our roster and cancel the subscriptions both ways."""
+        """Drop ``user_jid`` from our roster and cancel the subscriptions both ways (not there: nothing to do)."""
+        if user_jid.rpartition("@")[2].casefold() != self.domain.casefold():
+            self._roster(session.username).pop(user_jid, None)  # another server's user: only our entry can go
+            return
         me, them = session.username, self._local_user(user_jid)
         item = self._roster(me).pop(self.jid(them), None)
         requests = self._requests.get(me, [])

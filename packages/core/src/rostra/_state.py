@@ -91,7 +91,8 @@ TRANSITIONS: dict[tuple[State, Input], tuple[State, ConnectionStatus | None]] = 
 #: The Local error raised for an input a state does not allow.
 REFUSALS: dict[State, dict[Input, type[RostraError]]] = {
     _S.IDLE: dict.fromkeys(Input, NotConnectedError),
-    _S.CONNECTING: dict.fromkeys(Input, NotConnectedError),
+    # connect() while one is under way: 409, like connecting twice (the same credentials join it instead: Client)
+    _S.CONNECTING: {**dict.fromkeys(Input, NotConnectedError), _I.CONNECT: AlreadyConnectedError},
     _S.CONNECTED: dict.fromkeys(Input, AlreadyConnectedError),
     _S.CLOSED: dict.fromkeys(Input, ClientClosedError),
 }
@@ -120,6 +121,8 @@ def _refusal_text(state: State, event: Input) -> str:
         return "This Client is closed: create a new rostra.Client"
     if state is State.CONNECTED:
         return "Already connected: call logout() before connecting again"
+    if event is Input.CONNECT:
+        return "connect() is under way: await it, or call logout() first"
     if event in (Input.CONNECT_SUCCEEDED, Input.CONNECT_FAILED, Input.AUTH_FAILED, Input.CONNECTION_LOST):
         return f"Internal: {event.value} reported while {state.value}"
     return "Not connected: call connect(username, password) first"

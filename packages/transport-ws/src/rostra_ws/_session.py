@@ -141,6 +141,7 @@ class WsSession(TransportSession):
         self._roster: dict[str, tuple[str, str | None]] = {}  # bare JID -> (subscription, ask)
         self._resources: dict[str, set[str]] = {}  # bare JID -> available resources
         self._published: ProfileFields | None = None
+        self._node_configured = False  # our profile node configured this session (no replays)
         self._requests: set[str] = set()  # bare JIDs whose subscription request awaits our answer
         self._asked: set[str] = set()  # bare JIDs we asked this session (before the roster push says so)
         self._upload_service: str | bool | None = False  # False: not discovered yet
@@ -367,6 +368,14 @@ class WsSession(TransportSession):
             # The node exists with another access model: make it open, then publish again.
             await self._call("set", mapping.build_profile_node_configure(), operation="set_profile")
             await self._call("set", mapping.build_profile_publish(fields), operation="set_profile")
+            self._node_configured = True
+        if not self._node_configured:
+            # Once per session, after the node surely exists: no replay of the stored item (see the mapping).
+            try:
+                await self._iq("set", mapping.build_profile_node_configure(), operation="set_profile")
+            except IqError as exc:  # the profile is stored: a server without the option only replays it
+                _log.info("could not configure the profile node: %s", exc.parsed.condition)
+            self._node_configured = True
 
     async def _find_upload_service(self) -> str | None:
         if self._upload_service is False:
@@ -423,9 +432,7 @@ class WsSession(TransportSession):
 
     async def add_contact(self, user_jid: str) -> None:
         peer = bare(user_jid)
-        if _domain_of(peer) != self._domain:
-            # A subscription to an unreachable domain would fail silently later: ask the domain once, now.
-            await self._call("get", mapping.build_disco_info_query(), to=_domain_of(peer), operation="add_contact")
+        await self._probe_domain(peer, "add_contact")
         if peer not in self._roster:
             await self._call("set", mapping.build_roster_set(peer), operation="add_contact")
         if peer in self._requests:  # their request is waiting: adding them answers it
@@ -439,12 +446,18 @@ class WsSession(TransportSession):
 
     async def answer_contact_request(self, user_jid: str, *, accept: bool) -> None:
         peer = bare(user_jid)
+        await self._probe_domain(peer, "answer_contact_request")
         self._requests.discard(peer)
         if accept:
             await self._presence_to(peer, "subscribed")
             await self._presence_to(peer, "subscribe")
         else:
             await self._presence_to(peer, "unsubscribed")
+
+    async def _probe_domain(self, peer: str, operation: str) -> None:
+        """A user of another domain: ask that domain once, now (a presence to an unreachable one fails silently)."""
+        if _domain_of(peer) != self._domain:
+            await self._call("get", mapping.build_disco_info_query(), to=_domain_of(peer), operation=operation)
 
     async def remove_contact(self, user_jid: str) -> None:
         # Always asked of the server; removing an unknown entry is a no-op.

@@ -71,6 +71,7 @@ class XmppSession(TransportSession):
         self._lost = False
         self._opened = False  # SessionLost only after open() returned
         self._published: ProfileFields | None = None
+        self._node_configured = False  # our profile node configured this session (no replays)
         self._requests: set[aioxmpp.JID] = set()  # bare JIDs whose subscription request awaits our answer
         self._asked: set[aioxmpp.JID] = set()  # bare JIDs we asked this session (before the roster push says so)
         self._upload_service: aioxmpp.JID | bool | None = False  # False: not discovered yet
@@ -222,8 +223,17 @@ class XmppSession(TransportSession):
             await self._send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=owner), "set_profile")
             retry = from_element(mapping.build_profile_publish(fields), pubsub_xso.Request)
             await self._send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=retry), "set_profile")
+            self._node_configured = True
         except Exception as exc:
             raise_translated(exc, operation="set_profile")
+        if not self._node_configured:
+            # Once per session, after the node surely exists: no replay of the stored item (see the mapping).
+            owner = from_element(mapping.build_profile_node_configure(), pubsub_xso.OwnerRequest)
+            try:
+                await self._raw_send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=owner), "set_profile")
+            except aioxmpp.errors.XMPPError as exc:  # the profile is stored: without the option, it is only replayed
+                _log.info("could not configure the profile node: %s", exc.condition)
+            self._node_configured = True
 
     async def _find_upload_service(self) -> aioxmpp.JID | None:
         """The HTTP upload (XEP-0363) service of our domain, or None; asked once per session, cached.
@@ -285,11 +295,7 @@ class XmppSession(TransportSession):
 
     async def add_contact(self, user_jid: str) -> None:
         peer = self._bare(user_jid)
-        if peer.domain != self._client.local_jid.domain:
-            # A subscription to an unreachable domain would fail silently later: ask the domain once, now.
-            probe = from_element(mapping.build_disco_info_query(), disco_xso.InfoQuery)
-            probe_iq = aioxmpp.IQ(type_=aioxmpp.IQType.GET, to=peer.replace(localpart=None), payload=probe)
-            await self._send(probe_iq, "add_contact")
+        await self._probe_domain(peer, "add_contact")
         with translate("add_contact"):
             if peer not in self._roster.items:
                 await self._roster.set_entry(peer, timeout=self._options.request_timeout)
@@ -304,6 +310,7 @@ class XmppSession(TransportSession):
 
     async def answer_contact_request(self, user_jid: str, *, accept: bool) -> None:
         peer = self._bare(user_jid)
+        await self._probe_domain(peer, "answer_contact_request")
         self._requests.discard(peer)
         with translate("answer_contact_request"):
             if accept:
@@ -311,6 +318,13 @@ class XmppSession(TransportSession):
                 self._roster.subscribe(peer)
             else:
                 self._client.enqueue(aioxmpp.Presence(type_=aioxmpp.PresenceType.UNSUBSCRIBED, to=peer))
+
+    async def _probe_domain(self, peer: aioxmpp.JID, operation: str) -> None:
+        """A user of another domain: ask that domain once, now (a presence to an unreachable one fails silently)."""
+        if peer.domain != self._client.local_jid.domain:
+            probe = from_element(mapping.build_disco_info_query(), disco_xso.InfoQuery)
+            iq = aioxmpp.IQ(type_=aioxmpp.IQType.GET, to=peer.replace(localpart=None), payload=probe)
+            await self._send(iq, operation)
 
     async def remove_contact(self, user_jid: str) -> None:
         # Always asked of the server (aioxmpp's roster cache may lag); removing an unknown entry is a no-op.

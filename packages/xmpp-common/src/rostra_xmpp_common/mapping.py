@@ -239,25 +239,35 @@ def parse_vcard(vcard: Element) -> ProfileFields:
     return ProfileFields(**values)
 
 
-def _access_open_form(form_type: str) -> Element:
+def _node_form(form_type: str, *, no_replay: bool) -> Element:
     form = etree.Element(_q(NS_DATA, "x"), {"type": "submit"}, nsmap={None: NS_DATA})
     _sub(_sub(form, NS_DATA, "field", var="FORM_TYPE", type="hidden"), NS_DATA, "value", form_type)
     _sub(_sub(form, NS_DATA, "field", var="pubsub#access_model"), NS_DATA, "value", "open")
+    if no_replay:
+        _sub(_sub(form, NS_DATA, "field", var="pubsub#send_last_published_item"), NS_DATA, "value", "never")
     return form
 
 
 def build_publish_options() -> Element:
-    """The publish-options data form: the profile node must be world-readable (``access_model=open``)."""
-    return _access_open_form(PUBLISH_OPTIONS_FORM)
+    """The publish-options data form: the profile node must be world-readable (``access_model=open``).
+
+    (Only that: ejabberd 23.01 refuses ``send_last_published_item`` in publish-options; the node configuration
+    below sets it.)
+    """
+    return _node_form(PUBLISH_OPTIONS_FORM, no_replay=False)
 
 
 def build_profile_node_configure() -> Element:
-    """The ``<pubsub xmlns='...#owner'>`` payload of the IQ set making an existing profile node world-readable.
+    """The ``<pubsub xmlns='...#owner'>`` payload of the IQ set configuring our profile node: world-readable, and
+    its item never replayed (``send_last_published_item=never``).
 
-    Needed when a publish with options fails with ``precondition-not-met`` (the node has another access model).
+    Profile events are for changes: without the second, the server pushes the stored item again at every login and
+    to every new contact, which would reach the app as a profile event that changed nothing. Sent after a session's
+    first publish, and when a publish with options fails with ``precondition-not-met`` (another access model).
     """
     pubsub = etree.Element(_q(NS_PUBSUB_OWNER, "pubsub"), nsmap={None: NS_PUBSUB_OWNER})
-    _sub(pubsub, NS_PUBSUB_OWNER, "configure", node=PROFILE_NODE).append(_access_open_form(NODE_CONFIG_FORM))
+    configure = _sub(pubsub, NS_PUBSUB_OWNER, "configure", node=PROFILE_NODE)
+    configure.append(_node_form(NODE_CONFIG_FORM, no_replay=True))
     return pubsub
 
 
