@@ -1,0 +1,49 @@
+"""Two deliberately broken transports, each wrong in one small way, for showing that the kit catches them.
+
+Both are memory:// underneath; tests/conformance/test_kit_catches_broken.py registers them under their own URL
+schemes through an entry-point file, as an installed package would.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from rostra._errors import ForbiddenError, NotFoundError
+from rostra._schemas import ProfileFields
+from rostra._transport import EventSink, TransportSession
+from rostra.memory import MemorySession, MemoryTransport
+
+
+class _DropsStatusSession(MemorySession):
+    async def get_profile(self, user_jid: str) -> ProfileFields:
+        return msgspec.structs.replace(await super().get_profile(user_jid), status="")
+
+
+class DropsStatusTransport(MemoryTransport):
+    """Loses the ``status`` of every profile it reads (as a mapping that forgot one vCard element would)."""
+
+    schemes = ("drops-status",)
+
+    async def open_session(self, username: str, password: str, events: EventSink) -> TransportSession:
+        session = await super().open_session(username, password, events)
+        assert isinstance(session, MemorySession)
+        return _DropsStatusSession(session._server, session._session)
+
+
+class _Answers404Session(MemorySession):
+    async def get_last_seen(self, user_jid: str) -> int:
+        try:
+            return await super().get_last_seen(user_jid)
+        except ForbiddenError:
+            raise NotFoundError("No such user") from None
+
+
+class Answers404Transport(MemoryTransport):
+    """Answers 404 where the specification says 403 (last seen of a user who is not a contact)."""
+
+    schemes = ("answers-404",)
+
+    async def open_session(self, username: str, password: str, events: EventSink) -> TransportSession:
+        session = await super().open_session(username, password, events)
+        assert isinstance(session, MemorySession)
+        return _Answers404Session(session._server, session._session)
