@@ -1,13 +1,16 @@
 """Every job of the project, each in a fresh virtualenv with pinned dependencies (constraints.txt).
 
-    nox -s demo            the main job: `rostra demo` (in-process server; `-- --server URL --ca-file F` for others)
-    nox -s tests           the whole test suite; installs Prosody with apt-get when it is missing
-    nox -s tests-ejabberd  the server-backed tests again, against ejabberd (installed with apt-get when missing)
-    nox -s lint            ruff and mypy --strict
-    nox -s bench           latency of get_user_profile through Rostra vs bare aioxmpp, as a ratio
+nox -s demo            the main job: `rostra demo` (in-process server; `-- --server URL --ca-file F` for others)
+nox -s tests           the whole test suite; installs Prosody with apt-get when it is missing
+nox -s tests-ejabberd  the server-backed tests again, against ejabberd (installed with apt-get when missing)
+nox -s conformance-deep  the conformance kit, 500 examples per transport (ROSTRA_TEST_SERVER=ejabberd: ejabberd)
+nox -s lint            ruff and mypy --strict
+nox -s bench           latency of get_user_profile through Rostra vs bare aioxmpp, as a ratio
 """
 
 from __future__ import annotations
+
+import os
 
 import nox
 
@@ -46,6 +49,22 @@ def tests_ejabberd(session: nox.Session) -> None:
     session.run("bash", "scripts/ensure-ejabberd", external=True)
     _install(session, "pytest", "hypothesis", "trio", editable=True)
     session.run("pytest", "-m", "server", *(session.posargs or ["-q"]), env={"ROSTRA_TEST_SERVER": "ejabberd"})
+
+
+@nox.session(name="conformance-deep")
+def conformance_deep(session: nox.Session) -> None:
+    """500 examples per transport: memory://, xmpp://, ws:// (asyncio) and the example transport (record+memory://)."""
+    server = os.environ.get("ROSTRA_TEST_SERVER", "prosody")
+    session.run("bash", f"scripts/ensure-{'ejabberd' if server == 'ejabberd' else 'prosody'}", external=True)
+    _install(session, "pytest", "hypothesis", "trio", "./examples/rostra-recorder", editable=True)
+    env = {"ROSTRA_CONFORMANCE_PROFILE": "deep", "ROSTRA_TEST_SERVER": server}
+    args = session.posargs or ["-q", "-rA", "-p", "no:cacheprovider"]
+    kit = [
+        "tests/conformance/test_conformance_memory.py::TestMemoryAsyncio",
+        "tests/conformance/test_conformance_servers.py",
+    ]
+    session.run("pytest", *kit, "-k", "not trio", *args, env=env)
+    session.run("pytest", "examples/rostra-recorder/tests", *args, env=env)
 
 
 @nox.session
