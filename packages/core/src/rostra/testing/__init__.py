@@ -67,9 +67,12 @@ def conformance_settings(profile: str | None = None) -> Settings:
     return Settings.get_profile(name)
 
 
-def check_conformance(target: Target, *, settings: Settings | None = None) -> None:
-    """Drive ``target`` and ``memory://`` side by side; raises AssertionError at the first difference."""
-    check_model(target, settings if settings is not None else conformance_settings())
+def check_conformance(target: Target, *, settings: Settings | None = None) -> int:
+    """Drive ``target`` and ``memory://`` side by side; raises AssertionError at the first difference.
+
+    Returns how many examples (random operation sequences) ran.
+    """
+    return check_model(target, settings if settings is not None else conformance_settings())
 
 
 def check_state_sweep(target: Target) -> None:
@@ -85,7 +88,10 @@ class ConformanceTests:
         pytest.fail("define a `conformance_target` fixture returning rostra.testing.Target(url, options)")
 
     def test_matches_the_model(self, conformance_target: Target) -> None:
-        check_conformance(conformance_target)
+        settings = conformance_settings()
+        ran = check_conformance(conformance_target, settings=settings)
+        print(f"rostra.testing: {ran} examples on {conformance_target.url} ({conformance_target.backend})")
+        assert ran >= settings.max_examples, f"only {ran} of {settings.max_examples} examples ran"
 
     def test_state_sweep(self, conformance_target: Target) -> None:
         check_state_sweep(conformance_target)

@@ -389,7 +389,19 @@ class _ModelCheck(RuleBasedStateMachine):
         self._step("get_contacts()", user, lambda side: side.client.get_contacts())
 
 
-def check_model(target: Target, settings: Settings) -> None:
-    """Run the model check on ``target`` with hypothesis ``settings``; a difference raises AssertionError."""
-    machine = type("ModelCheck", (_ModelCheck,), {"target": target})
-    run_state_machine_as_test(machine, settings=settings)
+def check_model(target: Target, settings: Settings) -> int:
+    """Run the model check on ``target`` with hypothesis ``settings``; a difference raises AssertionError.
+
+    Returns how many examples ran.
+    """
+    ran = 0
+
+    class ModelCheck(_ModelCheck):
+        def teardown(self) -> None:
+            nonlocal ran
+            ran += 1
+            super().teardown()
+
+    ModelCheck.target = target
+    run_state_machine_as_test(ModelCheck, settings=settings)
+    return ran
