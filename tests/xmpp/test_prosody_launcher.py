@@ -251,7 +251,7 @@ def test_start_refuses_a_c2s_port_in_use_before_starting_prosody(tmp_path: Path)
 def test_a_port_prosody_fails_to_open_is_a_start_failure_though_another_server_answers_there(
     prosody: ProsodyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("rostra_xmpp._prosody._port_in_use", lambda port: False)  # only Prosody's own log tells
+    monkeypatch.setattr("rostra_xmpp._local_server.port_in_use", lambda port: False)  # only Prosody's own log tells
     server = ProsodyServer(directory=tmp_path, c2s_port=prosody.c2s_port, upload=False)
     with pytest.raises(ProsodyError) as caught:
         server.start()

@@ -7,7 +7,8 @@ Rules of this module:
 - Every listener is bound to 127.0.0.1, the Erlang distribution port too (no epmd); ports given as 0 are picked
   once and kept, so ``kill()`` then ``start()`` brings the same server back on the same ports with the same data.
 - As root, the server runs as the ``ejabberd`` user (as Debian's ejabberdctl insists): the directory is handed to it.
-- The API is synchronous, like ``ProsodyServer``'s, and every wait has a timeout.
+- The lifecycle (start, stop, kill, close, the ready wait) is ``LocalXmppServer``'s, as ``ProsodyServer``'s; every
+  wait has a timeout.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import pwd
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from importlib import resources
 from pathlib import Path
 from string import Template
-from types import TracebackType
+from typing import IO
 
-from rostra_xmpp._local_server import LOOPBACK, free_port, port_in_use, stream_features_received, write_certificates
+from rostra_xmpp._local_server import LOOPBACK, LocalXmppServer, pick_port, port_in_use
 
 __all__ = ["DURABLE_AFTER", "INSTALL_HINT", "EjabberdError", "EjabberdNotInstalledError", "EjabberdServer"]
 
@@ -36,7 +36,6 @@ INSTALL_HINT = (
 _USER = "ejabberd"  # Debian's ejabberdctl runs the server as this user when started by root
 _UPLOAD_SIZE_LIMIT = 10 * 1024 * 1024
 _MAX_STANZA_SIZE = 1024 * 1024  # as the suite's Prosody (c2s_stanza_size_limit)
-_LOG_TAIL_LINES = 30
 #: Seconds after which a write is on disk and survives ``kill()`` (Mnesia's disk_log flushes every 2 s).
 DURABLE_AFTER = 2.5
 
@@ -78,13 +77,21 @@ def _wait_gone(pid: int, ports: tuple[int, ...], timeout: float) -> None:
         time.sleep(0.02)
 
 
-class EjabberdServer:
+class EjabberdServer(LocalXmppServer):
     """One ejabberd node with a generated config, bound to 127.0.0.1; the interface of ``ProsodyServer``.
 
     ``directory`` holds everything (a temporary directory, removed on ``close()``, when None); as root it must be
     reachable by the ``ejabberd`` user (a directory under /tmp is). Ports given as 0 are picked on the first
     ``start()`` and kept for later starts.
     """
+
+    _NAME = "ejabberd"
+    _ERROR = EjabberdError
+    _NOT_INSTALLED = EjabberdNotInstalledError
+    _WS_PATH = "/ws"
+    _LOG_FILE = "logs/ejabberd.log"
+    _OUTPUT_FILE = "ejabberd.out"
+    _MORE_LOGS = ("logs/error.log",)
 
     def __init__(
         self,
@@ -101,85 +108,24 @@ class EjabberdServer:
         ready_timeout: float = 30.0,
         stop_timeout: float = 10.0,
     ) -> None:
-        self._directory = Path(directory).resolve() if directory is not None else None
-        self._owns_directory = directory is None
-        self._c2s_port = c2s_port
-        self._http_port = http_port
-        self._xmpps_port = xmpps_port
-        self._https_port = https_port
+        super().__init__(
+            directory,
+            c2s_port,
+            http_port,
+            domain,
+            upload,
+            xmpps_port=xmpps_port,
+            https_port=https_port,
+            executable=executable,
+            ready_timeout=ready_timeout,
+            stop_timeout=stop_timeout,
+        )
         self._dist_port = dist_port
-        self._domain = domain
-        self._upload = upload
-        self._executable = executable
-        self._ready_timeout = ready_timeout
-        self._stop_timeout = stop_timeout
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_offset = 0
-
-    # -- what clients need ---------------------------------------------------------------------------------------
-
-    @property
-    def directory(self) -> Path:
-        """The server's directory; raises RuntimeError before the first ``start()`` when it is a temporary one."""
-        if self._directory is None:
-            raise RuntimeError("the ejabberd directory is created by start()")
-        return self._directory
-
-    @property
-    def domain(self) -> str:
-        return self._domain
-
-    @property
-    def c2s_port(self) -> int:
-        """The client-to-server (STARTTLS) port; 0 until the first ``start()`` when it was to be picked."""
-        return self._c2s_port
-
-    @property
-    def http_port(self) -> int:
-        """The HTTP port (WebSocket ``/ws`` and uploads); 0 until the first ``start()`` when it was to be picked."""
-        return self._http_port
-
-    @property
-    def xmpps_port(self) -> int:
-        """The direct-TLS client port (``xmpps://``); 0 until the first ``start()`` when it was to be picked."""
-        return self._xmpps_port
-
-    @property
-    def https_port(self) -> int:
-        """The HTTPS port (``wss://``); 0 until the first ``start()`` when it was to be picked."""
-        return self._https_port
 
     @property
     def dist_port(self) -> int:
         """The Erlang distribution port (what ``ejabberdctl`` commands talk to), on 127.0.0.1."""
         return self._dist_port
-
-    @property
-    def xmpp_url(self) -> str:
-        return f"xmpp://{LOOPBACK}:{self._c2s_port}"
-
-    @property
-    def xmpps_url(self) -> str:
-        return f"xmpps://{LOOPBACK}:{self._xmpps_port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{LOOPBACK}:{self._http_port}/ws"
-
-    @property
-    def wss_url(self) -> str:
-        """The WebSocket endpoint over TLS (the certificate is for the domain, signed by ``ca_file``)."""
-        return f"wss://{LOOPBACK}:{self._https_port}/ws"
-
-    @property
-    def ca_file(self) -> Path:
-        """The PEM file of the CA that signed the server's certificate."""
-        return self.directory / "certs" / "ca.crt"
-
-    @property
-    def log_file(self) -> Path:
-        """ejabberd's own log (info level)."""
-        return self.directory / "logs" / "ejabberd.log"
 
     @property
     def pid(self) -> int | None:
@@ -191,76 +137,6 @@ class EjabberdServer:
         except (FileNotFoundError, ValueError):
             return None
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def info(self) -> dict[str, str]:
-        """What a client needs, in the shape ``rostra dev-server`` prints."""
-        return {"xmpp": self.xmpp_url, "ws": self.ws_url, "caFile": str(self.ca_file), "domain": self._domain}
-
-    # -- lifecycle -----------------------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start ejabberd and return once it serves stream features on every listener; a no-op when running.
-
-        Raises EjabberdNotInstalledError without ``ejabberdctl``, EjabberdError when one of its ports is in use
-        (before starting it), and EjabberdError (with the tail of its log) when it exits or is not ready in time.
-        """
-        if self.running:
-            return
-        binary = _find_ejabberdctl(self._executable)
-        if binary is None:
-            raise EjabberdNotInstalledError
-        ctl_config, config = self._prepare()
-        self._refuse_ports_in_use()
-        self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        directory = self.directory
-        command = [binary, "--ctl-config", str(ctl_config), "--config", str(config)]
-        command += ["--spool", str(directory / "spool"), "--logs", str(directory / "logs"), "foreground"]
-        # HOME: the Erlang cookie is kept in our directory, not in the ejabberd user's home.
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(directory), "LANG": "C.UTF-8"}
-        # As root: start ejabberdctl as the ejabberd user ourselves (it would otherwise `su`, which resets HOME).
-        as_user = self._user() if os.geteuid() == 0 else None
-        with (directory / "ejabberd.out").open("ab") as output:
-            self._process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=output,
-                env=env,
-                cwd=directory,
-                start_new_session=True,  # one process group: kill() reaches the Erlang VM and its helpers
-                user=None if as_user is None else as_user.pw_uid,
-                group=None if as_user is None else as_user.pw_gid,
-                extra_groups=None if as_user is None else [],
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.kill()
-            raise
-
-    def stop(self) -> None:
-        """Stop ejabberd with SIGTERM (SIGKILL after the stop timeout) and reap it; a no-op when not running."""
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            # The Erlang VM shuts down cleanly on SIGTERM; ejabberdctl (its parent shell) then exits.
-            pid = self.pid
-            if pid is None:
-                self._signal_group(signal.SIGTERM)
-            else:
-                os.kill(pid, signal.SIGTERM)
-            try:
-                process.wait(self._stop_timeout)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                process.wait()
-        self._signal_group(signal.SIGKILL)  # helpers the VM left behind
-        self._process = None
-
     def kill(self) -> None:
         """Kill ejabberd with SIGKILL (a crash, for restart tests) and reap it; a no-op when it is not running.
 
@@ -268,49 +144,46 @@ class EjabberdServer:
         registered just before the kill is gone after the restart, one registered 2.5 s before survives): Mnesia
         writes its transaction log through a delayed-write buffer. ``stop()`` loses nothing.
         """
-        process = self._process
-        if process is None:
-            return
         vm = self.pid
-        self._signal_group(signal.SIGKILL)
-        process.wait()
-        self._process = None
+        super().kill()
         if vm is not None:  # the VM is ejabberdctl's child: it may outlive its parent for a moment
             _wait_gone(vm, tuple(self._ports().values()), self._stop_timeout)
 
-    def close(self) -> None:
-        """Stop ejabberd and remove the directory if it is a temporary one of our own."""
-        self.stop()
-        if self._owns_directory and self._directory is not None:
-            shutil.rmtree(self._directory, ignore_errors=True)
-            self._directory = None
+    # -- hooks ---------------------------------------------------------------------------------------------------
 
-    def __enter__(self) -> EjabberdServer:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
+    def _find_executable(self) -> str | None:
+        return _find_ejabberdctl(self._executable)
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    def _write_config(self, cert_dir: Path) -> None:
+        directory = self.directory
+        for sub in ("spool", "logs", "upload"):
+            (directory / sub).mkdir(exist_ok=True)
+        (directory / "ejabberd.yml").write_text(self._render_config(cert_dir))
+        (directory / "ejabberdctl.cfg").write_text(self._render_ctl_config())
+        if os.geteuid() == 0:
+            self._hand_over(directory)
 
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        ports = f"c2s={self._c2s_port} xmpps={self._xmpps_port} http={self._http_port} https={self._https_port}"
-        return f"<EjabberdServer {self._domain} {ports} {state}>"
-
-    # -- internals -----------------------------------------------------------------------------------------------
-
-    def _signal_group(self, signum: int) -> None:
-        process = self._process
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signum)
+    def _spawn(self, binary: str, output: IO[bytes]) -> subprocess.Popen[bytes]:
+        directory = self.directory
+        ctl_config, config = directory / "ejabberdctl.cfg", directory / "ejabberd.yml"
+        command = [binary, "--ctl-config", str(ctl_config), "--config", str(config)]
+        command += ["--spool", str(directory / "spool"), "--logs", str(directory / "logs"), "foreground"]
+        # HOME: the Erlang cookie is kept in our directory, not in the ejabberd user's home.
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(directory), "LANG": "C.UTF-8"}
+        # As root: start ejabberdctl as the ejabberd user ourselves (it would otherwise `su`, which resets HOME).
+        as_user = self._user() if os.geteuid() == 0 else None
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            env=env,
+            cwd=directory,
+            start_new_session=True,  # one process group: kill() reaches the Erlang VM and its helpers
+            user=None if as_user is None else as_user.pw_uid,
+            group=None if as_user is None else as_user.pw_gid,
+            extra_groups=None if as_user is None else [],
+        )
 
     def _ports(self) -> dict[str, int]:
         return {
@@ -321,33 +194,35 @@ class EjabberdServer:
             "Erlang distribution": self._dist_port,
         }
 
-    def _pick_ports(self) -> None:
-        taken: set[int] = set()
-        for name in ("_c2s_port", "_http_port", "_xmpps_port", "_https_port", "_dist_port"):
-            port = getattr(self, name)
-            while port == 0 or port in taken:
-                port = free_port()
-            setattr(self, name, port)
-            taken.add(port)
+    def _all_listening(self, log: str) -> bool:
+        """True once ejabberd logged every listener of ours as accepting connections."""
+        ports = (self._c2s_port, self._xmpps_port, self._http_port, self._https_port)
+        return all(f" connections at {LOOPBACK}:{port} for " in log for port in ports)
 
-    def _prepare(self) -> tuple[Path, Path]:
-        """Create the directory, ports, certificates (once) and both config files; return their paths."""
-        if self._directory is None:
-            self._directory = Path(tempfile.mkdtemp(prefix="rostra-ejabberd-"))
-        directory = self._directory
-        for sub in ("spool", "logs", "upload", "certs"):
-            (directory / sub).mkdir(parents=True, exist_ok=True)
-        cert_dir = directory / "certs"
-        if not all((cert_dir / name).exists() for name in ("ca.crt", "server.crt", "server.key")):
-            write_certificates(cert_dir, self._domain)
-        self._pick_ports()
-        config = directory / "ejabberd.yml"
-        config.write_text(self._render_config(cert_dir))
-        ctl_config = directory / "ejabberdctl.cfg"
-        ctl_config.write_text(self._render_ctl_config())
-        if os.geteuid() == 0:
-            self._hand_over(directory)
-        return ctl_config, config
+    def _pick_ports(self) -> set[int]:
+        taken = super()._pick_ports()
+        self._dist_port = pick_port(self._dist_port, taken)
+        return taken
+
+    def _terminate(self) -> None:
+        # The Erlang VM shuts down cleanly on SIGTERM; ejabberdctl (its parent shell) then exits.
+        pid = self.pid
+        if pid is None:
+            self._signal_group(signal.SIGTERM)
+        else:
+            os.kill(pid, signal.SIGTERM)
+
+    def _kill(self) -> None:
+        self._signal_group(signal.SIGKILL)  # the whole group: the VM and the helpers it started
+
+    # -- internals -----------------------------------------------------------------------------------------------
+
+    def _signal_group(self, signum: int) -> None:
+        process = self._process
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
 
     def _render_config(self, cert_dir: Path) -> str:
         template = resources.files("rostra_xmpp").joinpath("ejabberd.yml.in").read_text(encoding="utf-8")
@@ -410,53 +285,3 @@ class EjabberdServer:
                 )
         for path in [directory, *directory.rglob("*")]:
             os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
-
-    def _refuse_ports_in_use(self) -> None:
-        for service, port in self._ports().items():
-            if port_in_use(port):
-                raise EjabberdError(
-                    f"Cannot start ejabberd: port {port} on {LOOPBACK} ({service}) is in use by another program: "
-                    "pick another port, or 0 for a free one"
-                )
-
-    def _all_listening(self, log: str) -> bool:
-        """True once ejabberd logged every listener of ours as accepting connections."""
-        ports = (self._c2s_port, self._xmpps_port, self._http_port, self._https_port)
-        return all(f" connections at {LOOPBACK}:{port} for " in log for port in ports)
-
-    def _wait_ready(self) -> None:
-        """Return once this ejabberd logged its listeners open and serves stream features; else raise."""
-        assert self._process is not None
-        deadline = time.monotonic() + self._ready_timeout
-        while time.monotonic() < deadline:
-            code = self._process.poll()
-            if code is not None:
-                raise EjabberdError(f"ejabberd exited with status {code} while starting.\n{self._log_tail()}")
-            remaining = max(0.1, deadline - time.monotonic())
-            if self._all_listening(self._new_log_text()) and stream_features_received(
-                self._c2s_port, self._domain, min(2.0, remaining)
-            ):
-                return
-            time.sleep(0.1)
-        raise EjabberdError(
-            f"ejabberd was not ready on {LOOPBACK}:{self._c2s_port} within {self._ready_timeout:g} s.\n"
-            f"{self._log_tail()}"
-        )
-
-    def _new_log_text(self) -> str:
-        try:
-            with self.log_file.open("rb") as log:
-                log.seek(self._log_offset)
-                return log.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def _log_tail(self) -> str:
-        parts = []
-        for path in (self.log_file, self.directory / "logs" / "error.log", self.directory / "ejabberd.out"):
-            try:
-                lines = path.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:]
-            except FileNotFoundError:
-                continue
-            parts.append(f"--- {path.name} (last lines) ---\n" + "\n".join(lines))
-        return "\n".join(parts) or "(ejabberd wrote no log)"
