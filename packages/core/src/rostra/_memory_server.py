@@ -59,7 +59,6 @@ class _RosterItem:
     to: bool = False  # we receive their presence
     from_: bool = False  # they receive ours
     pending_out: bool = False  # we asked for theirs
-    preapproved: bool = False  # we approve their request in advance
 
     @property
     def subscription(self) -> Subscription:
@@ -135,8 +134,12 @@ class MemoryServer:
                 session.sink(PresenceChanged(other, online=True))
         if first:
             self._to_subscribers(name, PresenceChanged(me, online=True))
-        for asker in self._requests.get(name, []):
-            session.sink(ContactRequestReceived(asker))
+        for asker in list(self._requests.get(name, [])):
+            ours = self._roster(name).get(asker)
+            if ours is not None and (ours.to or ours.pending_out):
+                self._grant(owner=name, subscriber=_local(asker))  # someone we asked, waiting since we were away
+            else:
+                session.sink(ContactRequestReceived(asker))
         return session
 
     def logout(self, session: ServerSession) -> None:
@@ -206,10 +209,10 @@ class MemoryServer:
         return [_contact(jid, item) for jid, item in sorted(self._roster(session.username).items())]
 
     def add_contact(self, session: ServerSession, user_jid: str) -> None:
-        """Subscribe to ``user_jid`` and pre-approve them; accepts their request if they asked first."""
+        """Subscribe to ``user_jid``; accepts their request if they asked first. No pre-approval (as the XMPP
+        transports): if they ask later, our session accepts it at once, or at our next login if we are away."""
         me, them = session.username, self._local_user(user_jid)
-        item = self._roster(me).setdefault(self.jid(them), _RosterItem())
-        item.preapproved = True
+        self._roster(me).setdefault(self.jid(them), _RosterItem())
         if self.jid(them) in self._requests.get(me, []):
             self._grant(owner=me, subscriber=them)
         self._subscribe(subscriber=me, owner=them)
@@ -243,6 +246,9 @@ class MemoryServer:
                 own.sink(ContactUpdated(Contact(user_jid=self.jid(them), subscription="none", is_friend=False), True))
                 if item.to and self._online(them):
                     own.sink(PresenceChanged(self.jid(them), online=False))
+        their_requests = self._requests.get(them, [])
+        if self.jid(me) in their_requests:
+            their_requests.remove(self.jid(me))  # our own request to them is withdrawn too
         their_item = self._roster(them).get(self.jid(me))
         if their_item is not None:
             was_to = their_item.to
@@ -255,15 +261,16 @@ class MemoryServer:
     # -- helpers ---------------------------------------------------------------------------------------------
 
     def _subscribe(self, *, subscriber: str, owner: str) -> None:
-        """``subscriber`` asks for ``owner``'s presence: granted at once if pre-approved, else a request."""
+        """``subscriber`` asks for ``owner``'s presence: granted at once if the owner asked them and is online (their
+        client accepts it), else a request (delivered now, or at the owner's next login)."""
         if owner not in self._accounts:
             self._roster(subscriber)[self.jid(owner)].pending_out = True
             return
         owner_item = self._roster(owner).get(self.jid(subscriber))
         if owner_item is not None and owner_item.from_:
             return
-        if owner_item is not None and owner_item.preapproved:
-            self._grant(owner=owner, subscriber=subscriber)
+        if owner_item is not None and (owner_item.to or owner_item.pending_out) and self._online(owner):
+            self._grant(owner=owner, subscriber=subscriber)  # someone the owner asked: their client accepts at once
             return
         self._roster(subscriber)[self.jid(owner)].pending_out = True
         requests = self._requests.setdefault(owner, [])

@@ -445,13 +445,16 @@ class WsSession(TransportSession):
         await self._presence_to(peer, "subscribe")
 
     async def answer_contact_request(self, user_jid: str, *, accept: bool) -> None:
+        # Accepting is adding them (which answers their request if it is here); declining answers a request that
+        # is here and does nothing otherwise: an unasked "subscribed" is a pre-approval (which ejabberd ignores and
+        # Prosody keeps), an unasked "unsubscribed" would cancel a friend's subscription.
+        if accept:
+            await self.add_contact(user_jid)
+            return
         peer = bare(user_jid)
         await self._probe_domain(peer, "answer_contact_request")
-        self._requests.discard(peer)
-        if accept:
-            await self._presence_to(peer, "subscribed")
-            await self._presence_to(peer, "subscribe")
-        else:
+        if peer in self._requests:
+            self._requests.discard(peer)
             await self._presence_to(peer, "unsubscribed")
 
     async def _probe_domain(self, peer: str, operation: str) -> None:
@@ -460,7 +463,9 @@ class WsSession(TransportSession):
             await self._call("get", mapping.build_disco_info_query(), to=_domain_of(peer), operation=operation)
 
     async def remove_contact(self, user_jid: str) -> None:
-        # Always asked of the server; removing an unknown entry is a no-op.
+        # Always asked of the server; removing an unknown entry is a no-op. Neither side's request stands after.
+        self._asked.discard(bare(user_jid))
+        self._requests.discard(bare(user_jid))
         try:
             await self._iq("set", mapping.build_roster_remove(bare(user_jid)), operation="remove_contact")
         except IqError as exc:
@@ -581,6 +586,9 @@ class WsSession(TransportSession):
                 return  # someone we added: accepted without asking the user
             self._requests.add(peer)
             self._emit(ContactRequestReceived(user_jid=peer))
+            return
+        if type_ == "unsubscribe":
+            self._requests.discard(peer)  # they withdrew their request (or removed us)
             return
         if peer == self._jid or type_ not in (None, "unavailable", "error"):
             return

@@ -86,6 +86,7 @@ class XmppSession(TransportSession):
         self._claim = client.summon(aioxmpp.PEPClient).claim_pep_node(mapping.PROFILE_NODE, notify=True)
         pubsub.on_item_published.connect(self._on_item_published)
         self._roster.on_subscribe.connect(self._on_subscribe)
+        self._roster.on_unsubscribe.connect(self._on_unsubscribe)
         self._roster.on_entry_added.connect(self._on_entry_changed)
         self._roster.on_entry_subscription_state_changed.connect(self._on_entry_changed)
         self._roster.on_entry_subscription_state_changed.connect(self._on_subscription_changed)
@@ -309,14 +310,17 @@ class XmppSession(TransportSession):
             self._roster.subscribe(peer)
 
     async def answer_contact_request(self, user_jid: str, *, accept: bool) -> None:
+        # Accepting is adding them (which answers their request if it is here); declining answers a request that
+        # is here and does nothing otherwise: an unasked "subscribed" is a pre-approval (which ejabberd ignores and
+        # Prosody keeps), an unasked "unsubscribed" would cancel a friend's subscription.
+        if accept:
+            await self.add_contact(user_jid)
+            return
         peer = self._bare(user_jid)
         await self._probe_domain(peer, "answer_contact_request")
-        self._requests.discard(peer)
-        with translate("answer_contact_request"):
-            if accept:
-                self._roster.approve(peer)
-                self._roster.subscribe(peer)
-            else:
+        if peer in self._requests:
+            self._requests.discard(peer)
+            with translate("answer_contact_request"):
                 self._client.enqueue(aioxmpp.Presence(type_=aioxmpp.PresenceType.UNSUBSCRIBED, to=peer))
 
     async def _probe_domain(self, peer: aioxmpp.JID, operation: str) -> None:
@@ -328,6 +332,9 @@ class XmppSession(TransportSession):
 
     async def remove_contact(self, user_jid: str) -> None:
         # Always asked of the server (aioxmpp's roster cache may lag); removing an unknown entry is a no-op.
+        # Neither side's request stands after.
+        self._asked.discard(self._bare(user_jid))
+        self._requests.discard(self._bare(user_jid))
         query = from_element(mapping.build_roster_remove(str(self._bare(user_jid))), roster_xso.Query)
         try:
             await self._raw_send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=query), "remove_contact")
@@ -376,6 +383,9 @@ class XmppSession(TransportSession):
             return
         self._requests.add(peer)
         self._emit(ContactRequestReceived(user_jid=str(peer)))
+
+    def _on_unsubscribe(self, stanza: aioxmpp.Presence) -> None:
+        self._requests.discard(stanza.from_.bare())  # they withdrew their request (or removed us)
 
     def _on_entry_changed(self, item: Any) -> None:
         self._emit(ContactUpdated(contact=_contact(item)))
