@@ -80,8 +80,8 @@ class RecordingTransport(Transport):
 
     def __init__(self, url: str, options: TransportOptions) -> None:
         super().__init__(url, options)
-        if not url.startswith(_PREFIX):
-            raise ValueError(f"a recording URL starts with {_PREFIX!r}, not {url!r}")  # discovery never does this
+        if not url[: len(_PREFIX)].lower() == _PREFIX:
+            raise InvalidInputError(f"A recording URL starts with {_PREFIX!r}, such as 'record+memory://demo'")
         inner_url = url[len(_PREFIX) :]
         record_to = options.extra.get("record_to")
         if record_to is not None and not isinstance(record_to, str):

@@ -61,9 +61,14 @@ Settings.register_profile("rostra-deep", max_examples=500, stateful_step_count=3
 
 def conformance_settings(profile: str | None = None) -> Settings:
     """The hypothesis settings of ``profile`` (default: ``$ROSTRA_CONFORMANCE_PROFILE``, else ``rostra-quick``)."""
-    name = profile or os.environ.get(PROFILE_ENV) or "rostra-quick"
+    name = (profile or os.environ.get(PROFILE_ENV) or "rostra-quick").strip().lower()
     if not name.startswith("rostra-"):
         name = f"rostra-{name}"  # "deep" and "quick" work too
+    if name not in ("rostra-quick", "rostra-deep"):
+        raise ValueError(
+            f"unknown conformance profile {profile or os.environ.get(PROFILE_ENV)!r} (from the argument or "
+            f"${PROFILE_ENV}): use 'quick' or 'deep'"
+        )
     return Settings.get_profile(name)
 
 
