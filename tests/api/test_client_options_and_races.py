@@ -131,3 +131,21 @@ async def test_a_program_with_websocket_options_moves_to_xmpp_by_changing_the_ur
         async with rostra.Client(url, **options) as sdk:
             registered = (await sdk.register(f"Move{uuid.uuid4().hex}")).data
             assert (await sdk.connect(registered.username, registered.password)).status_code == 200
+
+
+async def test_a_transport_whose_close_never_returns_does_not_hang_register_logout_or_aclose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import rostra.memory
+
+    async def hang(self: object) -> None:
+        await anyio.sleep_forever()
+
+    monkeypatch.setattr(rostra.memory.MemorySession, "close", hang)
+    sdk = rostra.Client(f"memory://hang-{uuid.uuid4().hex}", connect_timeout=0.2)
+    with anyio.fail_after(10):  # without the limit, each of these would wait forever
+        async with sdk:
+            user = (await sdk.register("alice")).data  # its short session's close is given up after 0.2 s
+            await sdk.connect(user.username, user.password)
+            logged_out = await sdk.logout()
+    assert (user.username, logged_out.message, sdk.state) == ("alice", "Logout Success", rostra.State.CLOSED)

@@ -122,9 +122,11 @@ def credentials(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(params=["xmpp", "ws"])
-def cli(request: pytest.FixtureRequest, credentials: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
-    """The CLI against the suite's Prosody (the per-operation commands need a server that outlives a process)."""
-    xmpp_server = request.getfixturevalue("xmpp_server")
+def cli(request: pytest.FixtureRequest, credentials: Path, capsys: pytest.CaptureFixture[str], xmpp_server: Any) -> Cli:
+    """The CLI against the suite's XMPP server (the per-operation commands need a server that outlives a process).
+
+    ``xmpp_server`` is asked for by name, so the tests using this fixture are marked ``server`` (tests/conftest.py).
+    """
     url = xmpp_server.xmpp_url if request.param == "xmpp" else xmpp_server.ws_url
     return Cli(["--server", url, "--ca-file", str(xmpp_server.ca_file), "--credentials", str(credentials)], capsys)
 

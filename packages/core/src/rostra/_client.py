@@ -272,7 +272,7 @@ class Client:
         try:
             await self._timed(session.set_metadata({**user_metadata, SANDBOX_KEY: self._trial}))
         finally:
-            await _close_quietly(session)
+            await _close_quietly(session, self._options.connect_timeout)
         data = RegisterData(
             username=username,
             password=password,
@@ -297,7 +297,7 @@ class Client:
             fields = await self._timed(session.get_profile(session.jid))
             metadata = await self._timed(session.get_metadata()) or {}
         finally:
-            await _close_quietly(session)
+            await _close_quietly(session, self._options.connect_timeout)
         data = RegisterData(
             username=known.username,
             password=known.password,
@@ -354,7 +354,7 @@ class Client:
         if self._attempt is not attempt or self.state is not State.CONNECTING:
             # logout() or aclose() ended the attempt while it ran.
             if session is not None:
-                await _close_quietly(session)
+                await _close_quietly(session, self._options.connect_timeout)
             attempt.error = attempt.error or NotConnectedError("connect() was ended by logout() or aclose()")
             return
         if session is None:
@@ -398,7 +398,7 @@ class Client:
         self._announced_own.clear()
         self._held.clear()
         if session is not None:
-            await _close_quietly(session)
+            await _close_quietly(session, self._options.connect_timeout)
 
     # -- profiles --------------------------------------------------------------------------------------------
 
@@ -658,7 +658,7 @@ class Client:
             self._session_attempt = None
             self._online.clear()
             if self._task_group is not None and session is not None:
-                self._task_group.start_soon(_close_quietly, session)
+                self._task_group.start_soon(_close_quietly, session, self._options.connect_timeout)
 
     def _answer_with(self, user_jid: str) -> Callable[[object], None]:
         """The handler of contact-request listener results: the first True/False answers the request."""
@@ -680,13 +680,16 @@ class Client:
             log.warning("Could not answer the contact request of %s: %s", user_jid, exc.message)
 
 
-async def _close_quietly(session: TransportSession) -> None:
-    """Close ``session`` even while being cancelled; a transport's close never raises."""
-    with anyio.CancelScope(shield=True):
+async def _close_quietly(session: TransportSession, limit: float) -> None:
+    """Close ``session`` even while being cancelled, for ``limit`` seconds at most (a close that hangs is given up,
+    so logout(), register() and aclose() always return); a transport's close never raises."""
+    with anyio.move_on_after(limit, shield=True) as scope:
         try:
             await session.close()
         except Exception:
             log.exception("A transport session raised while closing")
+    if scope.cancelled_caught:
+        log.warning("A transport session did not close within %s s: given up", limit)
 
 
 def _ignore(event: TransportEvent) -> None:

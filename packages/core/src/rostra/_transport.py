@@ -14,6 +14,7 @@ Rules:
 from __future__ import annotations
 
 import abc
+import logging
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -195,6 +196,8 @@ class Transport(abc.ABC):
 
 # -- discovery ---------------------------------------------------------------------------------------------
 
+_log = logging.getLogger("rostra")
+
 _KNOWN_PACKAGES = {
     "xmpp": "rostra-xmpp",
     "xmpps": "rostra-xmpp",
@@ -209,8 +212,14 @@ def _transport_for(scheme: str) -> type[Transport] | None:
     plugin cannot break it; then the others, for classes that declare extra ``schemes``."""
     eps = sorted(entry_points(group="rostra.transports"), key=lambda ep: ep.name != scheme)
     for ep in eps:
-        cls = ep.load()
-        if ep.name == scheme or scheme in (getattr(cls, "schemes", ()) or ()):
+        if ep.name == scheme:
+            return ep.load()  # type: ignore[no-any-return]
+        try:
+            cls = ep.load()
+        except Exception:  # another package's broken plugin must not break this scheme
+            _log.warning("The transport entry point %r could not be loaded", ep.value, exc_info=True)
+            continue
+        if scheme in (getattr(cls, "schemes", ()) or ()):
             return cls  # type: ignore[no-any-return]
     return None
 
