@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -29,18 +30,25 @@ def selected_server() -> str:
     return name
 
 
-@pytest.fixture(scope="session")
-def prosody(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProsodyServer]:
-    """A running Prosody on 127.0.0.1 (domain ``localhost``, uploads on), stopped at the end of the session."""
-    server = ProsodyServer(directory=tmp_path_factory.mktemp("prosody"))
+_Server = TypeVar("_Server", ProsodyServer, EjabberdServer)
+
+
+def _running(server: _Server, not_installed: type[Exception]) -> Iterator[_Server]:
+    """Start ``server``, yield it, close it; a missing server is a test failure with its install hint, not a skip."""
     try:
         server.start()
-    except ProsodyNotInstalledError as error:
+    except not_installed as error:
         pytest.fail(str(error), pytrace=False)
     try:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def prosody(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProsodyServer]:
+    """A running Prosody on 127.0.0.1 (domain ``localhost``, uploads on), stopped at the end of the session."""
+    yield from _running(ProsodyServer(directory=tmp_path_factory.mktemp("prosody")), ProsodyNotInstalledError)
 
 
 @pytest.fixture(scope="session")
@@ -49,15 +57,7 @@ def ejabberd() -> Iterator[EjabberdServer]:
 
     Its directory is the launcher's own under /tmp (pytest's is not reachable by the ``ejabberd`` user).
     """
-    server = EjabberdServer()
-    try:
-        server.start()
-    except EjabberdNotInstalledError as error:
-        pytest.fail(str(error), pytrace=False)
-    try:
-        yield server
-    finally:
-        server.close()
+    yield from _running(EjabberdServer(), EjabberdNotInstalledError)
 
 
 @pytest.fixture(scope="session")

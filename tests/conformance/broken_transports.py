@@ -19,15 +19,22 @@ class _DropsStatusSession(MemorySession):
         return msgspec.structs.replace(await super().get_profile(user_jid), status="")
 
 
-class DropsStatusTransport(MemoryTransport):
-    """Loses the ``status`` of every profile it reads (as a mapping that forgot one vCard element would)."""
+class _BrokenTransport(MemoryTransport):
+    """memory://, with sessions of ``session_class``: a MemorySession that overrides one call."""
 
-    schemes = ("drops-status",)
+    session_class: type[MemorySession] = MemorySession
 
     async def open_session(self, username: str, password: str, events: EventSink) -> TransportSession:
         session = await super().open_session(username, password, events)
         assert isinstance(session, MemorySession)
-        return _DropsStatusSession(session._server, session._session)
+        return self.session_class(session._server, session._session)
+
+
+class DropsStatusTransport(_BrokenTransport):
+    """Loses the ``status`` of every profile it reads (as a mapping that forgot one vCard element would)."""
+
+    schemes = ("drops-status",)
+    session_class = _DropsStatusSession
 
 
 class _Answers404Session(MemorySession):
@@ -38,12 +45,8 @@ class _Answers404Session(MemorySession):
             raise NotFoundError("No such user") from None
 
 
-class Answers404Transport(MemoryTransport):
+class Answers404Transport(_BrokenTransport):
     """Answers 404 where the specification says 403 (last seen of a user who is not a contact)."""
 
     schemes = ("answers-404",)
-
-    async def open_session(self, username: str, password: str, events: EventSink) -> TransportSession:
-        session = await super().open_session(username, password, events)
-        assert isinstance(session, MemorySession)
-        return _Answers404Session(session._server, session._session)
+    session_class = _Answers404Session
