@@ -14,7 +14,10 @@ def listening_addresses(pid: int) -> set[tuple[str, int]]:
     """The (address, port) pairs on which process ``pid`` has listening TCP sockets (IPv4 and IPv6)."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd)
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:  # the descriptor was closed while we listed them
+            continue
         if target.startswith("socket:["):
             inodes.add(target[len("socket:[") : -1])
     listening = set()
