@@ -155,6 +155,24 @@ async def test_a_stored_profile_is_not_replayed_as_an_event_to_a_new_contact_nor
     assert replays == []
 
 
+@pytest.mark.parametrize("remover", ["publisher", "contact"])
+async def test_a_removed_contact_gets_no_more_profile_events(login: Login, remover: str) -> None:
+    """Prosody keeps notifying a removed contact (until its presence changes): the contact must not hear of it."""
+    alice = await login()
+    bob = await login()
+    await befriend(alice, bob)
+    if remover == "publisher":
+        await alice[0].remove_contact(bob[0].jid)
+    else:
+        await bob[0].remove_contact(alice[0].jid)
+    await bob[0].get_contacts()  # a round trip: the removal's roster push has reached bob
+    await alice[0].set_profile(TRICKY)
+    await alice[0].get_contacts()
+    await bob[0].get_contacts()
+    await anyio.sleep(0.5)  # time for a notification to land
+    assert [e for e in bob[1].events if isinstance(e, ProfileChanged)] == []
+
+
 # -- last activity, metadata, contacts, upload --------------------------------------------------------------------
 
 

@@ -614,7 +614,11 @@ class WsSession(TransportSession):
         user_jid = bare(sender)
         if user_jid == self._jid and fields == self._published:
             return  # the echo of our own publish (other sessions of ours do get it)
-        self._emit(ProfileChanged(user_jid=user_jid, fields=fields))
+        # Only from users whose presence we receive (ourselves included). Prosody keeps notifying a contact who
+        # was removed until that contact's presence next changes; the contact must not hear of it.
+        entry = self._roster.get(user_jid)
+        if user_jid == self._jid or (entry is not None and entry[0] in ("to", "both")):
+            self._emit(ProfileChanged(user_jid=user_jid, fields=fields))
 
 
 def _available_presence(to: str | None = None) -> Element:

@@ -370,7 +370,16 @@ class XmppSession(TransportSession):
         user_jid = str(jid.bare())
         if user_jid == self.jid and fields == self._published:
             return  # the echo of our own publish (other sessions of ours do get it)
-        self._emit(ProfileChanged(user_jid=user_jid, fields=fields))
+        # Decided on the next loop turn: aioxmpp applies a roster push in a task of its own, which a push that
+        # arrived before this event has queued but maybe not yet run.
+        asyncio.get_running_loop().call_soon(self._emit_profile, jid.bare(), ProfileChanged(user_jid, fields))
+
+    def _emit_profile(self, peer: aioxmpp.JID, event: ProfileChanged) -> None:
+        # Only from users whose presence we receive (ourselves included). Prosody keeps notifying a contact who
+        # was removed until that contact's presence next changes; the contact must not hear of it.
+        item = self._roster.items.get(peer)
+        if peer == self._client.local_jid.bare() or (item is not None and item.subscription in ("to", "both")):
+            self._emit(event)
 
     def _on_subscribe(self, stanza: aioxmpp.Presence) -> None:
         peer = stanza.from_.bare()
