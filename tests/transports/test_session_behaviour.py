@@ -10,13 +10,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 import httpx
+import msgspec
 import pytest
 
 from _prosody import XmppServer
 from _transport_helpers import PASSWORD, TRICKY, Login, Sink, befriend, fresh, log_in_once, logins
 from rostra._errors import AuthenticationError, ConflictError, ForbiddenError, PayloadTooLargeError
 from rostra._schemas import Contact, ProfileFields
-from rostra._transport import PresenceChanged, ProfileChanged, Transport, TransportOptions, TransportSession
+from rostra._transport import (
+    ContactRequestReceived,
+    PresenceChanged,
+    ProfileChanged,
+    Transport,
+    TransportOptions,
+    TransportSession,
+)
 from rostra_ws.transport import WsTransport
 from rostra_xmpp.transport import XmppTransport
 
@@ -118,11 +126,19 @@ async def test_set_profile_returns_what_was_stored(login: Login) -> None:
     assert await alice.set_profile(TRICKY) == TRICKY
 
 
-async def test_a_profile_round_trips_exactly_for_any_reader(login: Login) -> None:
+async def test_a_shared_profile_round_trips_exactly_for_any_reader(login: Login) -> None:
+    alice, _ = await login()
+    bob, _ = await login()
+    shared = msgspec.structs.replace(TRICKY, share_contact_details=True)
+    await alice.set_profile(shared)
+    assert await bob.get_profile(alice.jid) == shared
+
+
+async def test_a_user_who_is_not_a_contact_reads_the_public_copy(login: Login) -> None:
     alice, _ = await login()
     bob, _ = await login()
     await alice.set_profile(TRICKY)
-    assert await bob.get_profile(alice.jid) == TRICKY
+    assert await bob.get_profile(alice.jid) == msgspec.structs.replace(TRICKY, mobile_number="", email="")
 
 
 async def test_a_contact_receives_the_new_profile_within_a_second(login: Login) -> None:
@@ -171,6 +187,20 @@ async def test_a_removed_contact_gets_no_more_profile_events(login: Login, remov
     await bob[0].get_contacts()
     await anyio.sleep(0.5)  # time for a notification to land
     assert [e for e in bob[1].events if isinstance(e, ProfileChanged)] == []
+
+
+async def test_a_request_removed_unanswered_can_be_made_again(login: Login) -> None:
+    """Removing someone whose request waits (no roster entry) withdraws it; their next request arrives anew."""
+    alice = await login()
+    bob = await login()
+    request = ContactRequestReceived(user_jid=alice[0].jid)
+    with anyio.fail_after(5):
+        await alice[0].add_contact(bob[0].jid)
+        await bob[1].first(lambda e: e == request)
+        await bob[0].remove_contact(alice[0].jid)
+        await alice[0].add_contact(bob[0].jid)
+        await bob[1].first(lambda e: bob[1].events.count(request) == 2)
+    assert bob[1].events.count(request) == 2
 
 
 # -- last activity, metadata, contacts, upload --------------------------------------------------------------------

@@ -464,8 +464,13 @@ class WsSession(TransportSession):
 
     async def remove_contact(self, user_jid: str) -> None:
         # Always asked of the server; removing an unknown entry is a no-op. Neither side's request stands after.
-        self._asked.discard(bare(user_jid))
-        self._requests.discard(bare(user_jid))
+        peer = bare(user_jid)
+        self._asked.discard(peer)
+        if peer in self._requests:
+            # Their request only, no roster entry: the server's roster removal does not decline it (Prosody keeps
+            # it pending and would swallow their next request), so decline it first.
+            self._requests.discard(peer)
+            await self._presence_to(peer, "unsubscribed")
         try:
             await self._iq("set", mapping.build_roster_remove(bare(user_jid)), operation="remove_contact")
         except IqError as exc:

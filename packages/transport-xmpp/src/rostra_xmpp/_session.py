@@ -333,9 +333,15 @@ class XmppSession(TransportSession):
     async def remove_contact(self, user_jid: str) -> None:
         # Always asked of the server (aioxmpp's roster cache may lag); removing an unknown entry is a no-op.
         # Neither side's request stands after.
-        self._asked.discard(self._bare(user_jid))
-        self._requests.discard(self._bare(user_jid))
-        query = from_element(mapping.build_roster_remove(str(self._bare(user_jid))), roster_xso.Query)
+        peer = self._bare(user_jid)
+        self._asked.discard(peer)
+        if peer in self._requests:
+            # Their request only, no roster entry: the server's roster removal does not decline it (Prosody keeps
+            # it pending and would swallow their next request), so decline it first.
+            self._requests.discard(peer)
+            with translate("remove_contact"):
+                self._client.enqueue(aioxmpp.Presence(type_=aioxmpp.PresenceType.UNSUBSCRIBED, to=peer))
+        query = from_element(mapping.build_roster_remove(str(peer)), roster_xso.Query)
         try:
             await self._raw_send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=query), "remove_contact")
         except aioxmpp.errors.XMPPError as exc:
