@@ -91,9 +91,9 @@ async def test_an_unreachable_server_is_503_and_announces_connectionfailed(url: 
         assert (caught.value.status_code, seen) == (503, [S.CONNECTING, S.CONNECTIONFAILED])
 
 
-async def test_a_lost_connection_announces_disconnected(url: str) -> None:
+async def test_a_lost_connection_announces_disconnected_when_reconnect_is_off(url: str) -> None:
     server = get_server(url)
-    async with rostra.Client(url) as sdk:
+    async with rostra.Client(url, reconnect=False) as sdk:
         me = await registered(sdk)
         await sdk.connect(me.username, me.password)
         seen: list[S] = []

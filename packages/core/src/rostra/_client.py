@@ -6,6 +6,11 @@ Rules:
 - Every transport call runs under ``anyio.fail_after`` (``request_timeout``; ``connect_timeout`` for logins) and a
   timeout becomes ``RequestTimeoutError`` (408). A failed or timed-out call leaves the session usable.
 - Connection statuses come only from the machine, so listeners see each change once.
+- A lost session is retried in the Client's task group (RECONNECTING): capped exponential backoff with full
+  jitter, each attempt under ``connect_timeout`` with the credentials of the last successful ``connect()``.
+  ``logout()``, ``aclose()``, an authentication failure and a ``conflict`` end it; nothing retries after them.
+- Any non-RostraError escaping a transport call is logged with its traceback and becomes a ``ServerError``
+  (500); the session stays usable.
 - Transport events reach the Client through a per-session sink; events of an older session are ignored, and events
   that arrive while the login is still under way are held until it has succeeded.
 - Passwords never reach a log line, a repr or an exception text.
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import random
 import secrets
 import ssl
 import uuid
@@ -39,6 +45,7 @@ from ._errors import (
     PayloadTooLargeError,
     RequestTimeoutError,
     RostraError,
+    ServerError,
 )
 from ._image import ImageLimits, ImageURL, PreparedImage, classify_image, prepare_image, to_data_uri
 from ._listeners import Listeners
@@ -144,16 +151,28 @@ class Client:
         connect_timeout: float = 10.0,
         request_timeout: float = 10.0,
         image_limits: ImageLimits | None = None,
+        reconnect: bool = True,
+        reconnect_delay: float = 0.5,
+        reconnect_max_delay: float = 30.0,
         **options: object,
     ) -> None:
         self.server = server
-        _check_timeout("connect_timeout", connect_timeout)
-        _check_timeout("request_timeout", request_timeout)
+        for name, seconds in (
+            ("connect_timeout", connect_timeout),
+            ("request_timeout", request_timeout),
+            ("reconnect_delay", reconnect_delay),
+            ("reconnect_max_delay", reconnect_max_delay),
+        ):
+            _check_timeout(name, seconds)
+        if reconnect_max_delay < reconnect_delay:
+            raise InvalidInputError(
+                f"reconnect_max_delay ({reconnect_max_delay!r}) must be at least reconnect_delay ({reconnect_delay!r})"
+            )
         if image_limits is not None and not isinstance(image_limits, ImageLimits):
             raise InvalidInputError("image_limits must be a rostra.ImageLimits(...)")
         if ca_file is not None:
             _check_ca_file(ca_file)
-        for name, flag in (("trial", trial), ("verify_tls", verify_tls)):
+        for name, flag in (("trial", trial), ("verify_tls", verify_tls), ("reconnect", reconnect)):
             if not isinstance(flag, bool):
                 raise InvalidInputError(f"{name} must be True or False, not {flag!r}")
         if license_key is not None and not isinstance(license_key, str):
@@ -168,6 +187,10 @@ class Client:
         self._trial = trial
         self._store = credential_store if credential_store is not None else MemoryCredentialStore()
         self._limits = image_limits if image_limits is not None else ImageLimits()
+        self._reconnect = reconnect
+        self._reconnect_delay = float(reconnect_delay)
+        self._reconnect_max_delay = float(reconnect_max_delay)
+        self._restoring: anyio.CancelScope | None = None  # the scope of the reconnect task while RECONNECTING
         extra: dict[str, object] = dict(options)
         if domain is not None:
             extra["domain"] = domain
@@ -390,15 +413,22 @@ class Client:
         attempt, self._attempt = self._attempt, None
         if attempt is not None:
             attempt.scope.cancel()
+        restoring, self._restoring = self._restoring, None
+        if restoring is not None:
+            restoring.cancel()  # no reconnect after logout() or aclose()
         session, self._session = self._session, None
         self._session_attempt = None
+        self._forget_session()
+        if session is not None:
+            await _close_quietly(session, self._options.connect_timeout)
+
+    def _forget_session(self) -> None:
+        """Drop what was known about the session that ended (its JID, contacts, presence, echoes, held events)."""
         self._jid = ""
         self._online.clear()
         self._contacts.clear()
         self._announced_own.clear()
         self._held.clear()
-        if session is not None:
-            await _close_quietly(session, self._options.connect_timeout)
 
     # -- profiles --------------------------------------------------------------------------------------------
 
@@ -618,6 +648,14 @@ class Client:
                 return await call
         except TimeoutError:
             pass  # a TimeoutError from inside the call is a timeout too, as before
+        except RostraError:
+            raise
+        except Exception as exc:  # the transport boundary: a transport's bug must not leak as a bare exception
+            log.exception("The transport raised %s; reported as a ServerError (500)", type(exc).__name__)
+            raise ServerError(
+                f"The transport failed unexpectedly ({type(exc).__name__}): the session is still usable; retry, "
+                "and report it to the transport's authors if it persists"
+            ) from None
         raise RequestTimeoutError(f"No answer from the server within {limit} s: retry, or raise the timeout option")
 
     def _sink_for(self, attempt: _Attempt) -> EventSink:
@@ -628,8 +666,8 @@ class Client:
 
     def _on_event(self, attempt: _Attempt, event: TransportEvent) -> None:
         """Turn one transport event into the Client's events (ignoring those of an ended session)."""
-        if self.state is State.CONNECTING and self._attempt is attempt:
-            self._held.append(event)
+        if self.state in (State.CONNECTING, State.RECONNECTING) and self._attempt is attempt:
+            self._held.append(event)  # the login under way has not succeeded yet
             return
         if self.state is not State.CONNECTED or self._session is None or attempt is not self._session_attempt:
             return
@@ -652,13 +690,97 @@ class Client:
                 self._contacts[event.contact.user_jid] = event.contact
             self._listeners.emit(ContactEvent(data=event.contact))
         elif isinstance(event, SessionLost):
-            log.debug("session lost: %s", event.error.message)
-            self._feed(Input.CONNECTION_LOST)
-            session, self._session = self._session, None
-            self._session_attempt = None
-            self._online.clear()
-            if self._task_group is not None and session is not None:
-                self._task_group.start_soon(_close_quietly, session, self._options.connect_timeout)
+            self._lose_session(event.error)
+
+    def _lose_session(self, error: RostraError) -> None:
+        """The transport lost the session: RECONNECTING with a retry task, or IDLE (DISCONNECTED) when it is not
+        retried: a ``conflict`` (another login took our place), ``reconnect=False``, or no task group (the Client
+        was not entered with ``async with``)."""
+        login = self._session_attempt
+        session, self._session = self._session, None
+        self._session_attempt = None
+        self._online.clear()  # presence is unknown until the next session reports it
+        group = self._task_group
+        if group is not None and session is not None:
+            group.start_soon(_close_quietly, session, self._options.connect_timeout)
+        if group is None or login is None or not self._reconnect or isinstance(error, ConflictError):
+            log.info("session lost, not reconnecting: %s", error.message)
+            self._feed(Input.CONNECTION_ENDED)
+            self._forget_session()
+            return
+        log.info("session lost, reconnecting: %s", error.message)
+        self._feed(Input.CONNECTION_LOST)
+        scope = self._restoring = anyio.CancelScope()
+        group.start_soon(self._restore, login, scope)
+
+    async def _restore(self, login: _Attempt, scope: anyio.CancelScope) -> None:
+        """While RECONNECTING: wait a backoff, try to log in again, until one attempt ends it (or logout/aclose
+        cancels ``scope``). The wait before attempt n is uniform in [0, min(max delay, delay * 2**n)]."""
+        failures = 0
+        try:
+            with scope:
+                while self.state is State.RECONNECTING and self._restoring is scope:
+                    ceiling = min(self._reconnect_max_delay, self._reconnect_delay * 2.0 ** min(failures, 60))
+                    await anyio.sleep(_jitter(ceiling))
+                    attempt = self._attempt = _Attempt(login.username, login.password)
+                    try:
+                        if await self._retry(attempt):
+                            return
+                    finally:
+                        if self._attempt is attempt:
+                            self._attempt = None
+                    failures += 1
+        finally:
+            if self._restoring is scope:
+                self._restoring = None
+
+    async def _retry(self, attempt: _Attempt) -> bool:
+        """One reconnect attempt; True when it ended RECONNECTING (restored, refused, or ended meanwhile)."""
+        session = await self._open_for(attempt)
+        contacts: list[Contact] | None = None
+        if session is not None and self._attempt is attempt:
+            try:  # what changed while we were away is announced once, against the contacts we knew
+                contacts = list(await self._timed(session.get_contacts()))
+            except RostraError as exc:
+                attempt.error = exc
+        if self._attempt is not attempt or self.state is not State.RECONNECTING:
+            if session is not None:  # logout() or aclose() ended it meanwhile
+                await _close_quietly(session, self._options.connect_timeout)
+            return True
+        if session is None or contacts is None:
+            self._held.clear()
+            if session is not None:
+                await _close_quietly(session, self._options.connect_timeout)
+            if isinstance(attempt.error, AuthenticationError):
+                log.info("reconnect refused: %s", attempt.error.message)
+                self._feed(Input.AUTH_FAILED)
+                self._forget_session()
+                return True
+            if isinstance(attempt.error, ConflictError):
+                self._feed(Input.CONNECTION_ENDED)
+                self._forget_session()
+                return True
+            log.info("reconnect attempt failed: %s", attempt.error.message if attempt.error else "ended")
+            self._feed(Input.CONNECT_FAILED)  # stays RECONNECTING, announces nothing
+            return False
+        self._session, self._session_attempt, self._jid = session, attempt, session.jid
+        self._feed(Input.CONNECT_SUCCEEDED)
+        self._reconcile_contacts(contacts)
+        held, self._held = self._held, []
+        for event in held:
+            self._on_event(attempt, event)
+        return True
+
+    def _reconcile_contacts(self, contacts: list[Contact]) -> None:
+        """After a reconnect: announce each contact that changed, appeared or went while we were away, once."""
+        fresh = {contact.user_jid: contact for contact in contacts}
+        for user_jid in [jid for jid in self._contacts if jid not in fresh]:
+            del self._contacts[user_jid]
+            self._listeners.emit(ContactEvent(data=Contact(user_jid=user_jid, subscription="none", is_friend=False)))
+        for user_jid, contact in fresh.items():
+            if self._contacts.get(user_jid) != contact:
+                self._contacts[user_jid] = contact
+                self._listeners.emit(ContactEvent(data=contact))
 
     def _answer_with(self, user_jid: str) -> Callable[[object], None]:
         """The handler of contact-request listener results: the first True/False answers the request."""
@@ -690,6 +812,11 @@ async def _close_quietly(session: TransportSession, limit: float) -> None:
             log.exception("A transport session raised while closing")
     if scope.cancelled_caught:
         log.warning("A transport session did not close within %s s: given up", limit)
+
+
+def _jitter(ceiling: float) -> float:
+    """The wait before a reconnect attempt: uniform in [0, ceiling] ("full jitter"), so clients spread out."""
+    return random.uniform(0.0, ceiling)  # noqa: S311 - spreading retries, not a secret
 
 
 def _ignore(event: TransportEvent) -> None:

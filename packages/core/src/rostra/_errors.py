@@ -22,6 +22,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "RateLimitedError",
+    "ReconnectingError",
     "RequestTimeoutError",
     "RostraError",
     "ServerError",
@@ -141,3 +142,10 @@ class UnreachableError(RostraError):
 
     status_code = 503
     default_message = "Server unreachable: check the server URL and that the server is running"
+
+
+class ReconnectingError(UnreachableError):
+    """503: the connection was lost and the Client is restoring it; nothing was sent. Retry after CONNECTED."""
+
+    default_message = "The connection to the server was lost and is being restored: retry once CONNECTED is announced"
+    local = True

@@ -5,7 +5,8 @@ Rules:
 - Everything is synchronous and immediate: events reach the sessions' sinks before the call that caused them returns.
 - Rosters follow RFC 6121: ``to`` (we get their presence) and ``from`` (they get ours); ``both`` makes friends.
 - Passwords are kept only as salted hashes and compared in constant time.
-- Test hooks (``clock``, ``reachable``, ``stalled``, ``kick``) let tests drive time and failures without sleeping.
+- Test hooks (``clock``, ``reachable``, ``stalled``, ``kick``, ``set_password``) let tests drive time and failures
+  without sleeping.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ._errors import (
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
+    RostraError,
     UnreachableError,
 )
 from ._schemas import Contact, Metadata, ProfileFields, Subscription
@@ -153,11 +155,18 @@ class MemoryServer:
             self._last_logout[session.username] = self.clock()
             self._to_subscribers(session.username, PresenceChanged(self.jid(session.username), online=False))
 
-    def kick(self, username: str) -> None:
-        """Drop every session of ``username`` as a lost connection would (test hook): each gets ``SessionLost``."""
+    def kick(self, username: str, error: RostraError | None = None) -> None:
+        """Drop every session of ``username`` as a lost connection would (test hook): each gets ``SessionLost``
+        carrying ``error`` (default: ``UnreachableError``; a ``ConflictError`` is another login taking our place)."""
+        lost = SessionLost(error or UnreachableError("The connection to the server was lost: connect() again"))
         for session in list(self._sessions.get(username, [])):
             self.logout(session)
-            session.sink(SessionLost(UnreachableError("The connection to the server was lost: connect() again")))
+            session.sink(lost)
+
+    def set_password(self, username: str, password: str) -> None:
+        """Change the password of an existing account (test hook: the old one stops working)."""
+        salt = secrets.token_bytes(16)
+        self._accounts[username.casefold()] = _Account(salt, _digest(password, salt))
 
     # -- profiles, metadata, uploads ---------------------------------------------------------------------------
 

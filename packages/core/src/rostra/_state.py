@@ -7,13 +7,17 @@ Rules:
 - An input the table does not hold is refused: ``SessionMachine.handle`` raises the Local error given by
   ``REFUSALS`` (a ``RostraError`` with ``local = True``) and the state is unchanged.
 - A connection status is announced only when the table says so, which makes "once per change" structural.
+- A lost connection is one of two inputs: ``CONNECTION_LOST`` (the Client will retry: RECONNECTING) or
+  ``CONNECTION_ENDED`` (it will not: a ``conflict``, reconnection off, or no task group to retry in). While
+  RECONNECTING a failed retry (``CONNECT_FAILED``) keeps the state and announces nothing; success, an
+  authentication failure, a conflict, ``logout()`` and ``aclose()`` each end it with one status.
 """
 
 from __future__ import annotations
 
 import enum
 
-from ._errors import AlreadyConnectedError, ClientClosedError, NotConnectedError, RostraError
+from ._errors import AlreadyConnectedError, ClientClosedError, NotConnectedError, ReconnectingError, RostraError
 from ._schemas import ConnectionStatus
 
 __all__ = ["REFUSALS", "TRANSITIONS", "Input", "SessionMachine", "State"]
@@ -23,6 +27,7 @@ class State(enum.Enum):
     IDLE = "IDLE"  # initialized, not connected (also after logout or a lost connection)
     CONNECTING = "CONNECTING"  # a connect attempt is under way
     CONNECTED = "CONNECTED"  # authenticated; profile operations allowed
+    RECONNECTING = "RECONNECTING"  # the connection was lost; the Client retries with the last credentials
     CLOSED = "CLOSED"  # the Client was closed; nothing more is allowed
 
 
@@ -45,7 +50,8 @@ class Input(enum.Enum):
     CONNECT_SUCCEEDED = "CONNECT_SUCCEEDED"
     CONNECT_FAILED = "CONNECT_FAILED"
     AUTH_FAILED = "AUTH_FAILED"
-    CONNECTION_LOST = "CONNECTION_LOST"
+    CONNECTION_LOST = "CONNECTION_LOST"  # lost, and the Client will retry
+    CONNECTION_ENDED = "CONNECTION_ENDED"  # lost for good: no retry (conflict, reconnect off, no task group)
 
 
 #: Requests allowed only on a connected session; they never change the state.
@@ -70,6 +76,7 @@ TRANSITIONS: dict[tuple[State, Input], tuple[State, ConnectionStatus | None]] = 
     (_S.IDLE, _I.REGISTER): (_S.IDLE, None),
     (_S.CONNECTING, _I.REGISTER): (_S.CONNECTING, None),
     (_S.CONNECTED, _I.REGISTER): (_S.CONNECTED, None),
+    (_S.RECONNECTING, _I.REGISTER): (_S.RECONNECTING, None),
     # connecting
     (_S.IDLE, _I.CONNECT): (_S.CONNECTING, _C.CONNECTING),
     (_S.CONNECTING, _I.CONNECT_SUCCEEDED): (_S.CONNECTED, _C.CONNECTED),
@@ -79,10 +86,18 @@ TRANSITIONS: dict[tuple[State, Input], tuple[State, ConnectionStatus | None]] = 
     (_S.IDLE, _I.LOGOUT): (_S.IDLE, None),  # nothing to end: a no-op, announced to nobody
     (_S.CONNECTING, _I.LOGOUT): (_S.IDLE, _C.LOGOUT),
     (_S.CONNECTED, _I.LOGOUT): (_S.IDLE, _C.LOGOUT),
-    (_S.CONNECTED, _I.CONNECTION_LOST): (_S.IDLE, _C.DISCONNECTED),
+    # losing the connection, and getting it back
+    (_S.CONNECTED, _I.CONNECTION_LOST): (_S.RECONNECTING, _C.RECONNECTING),
+    (_S.CONNECTED, _I.CONNECTION_ENDED): (_S.IDLE, _C.DISCONNECTED),
+    (_S.RECONNECTING, _I.CONNECT_SUCCEEDED): (_S.CONNECTED, _C.CONNECTED),
+    (_S.RECONNECTING, _I.CONNECT_FAILED): (_S.RECONNECTING, None),  # retried after its backoff, announced once
+    (_S.RECONNECTING, _I.AUTH_FAILED): (_S.IDLE, _C.AUTHFAIL),
+    (_S.RECONNECTING, _I.CONNECTION_ENDED): (_S.IDLE, _C.DISCONNECTED),
+    (_S.RECONNECTING, _I.LOGOUT): (_S.IDLE, _C.LOGOUT),
     (_S.IDLE, _I.CLOSE): (_S.CLOSED, None),
     (_S.CONNECTING, _I.CLOSE): (_S.CLOSED, _C.LOGOUT),
     (_S.CONNECTED, _I.CLOSE): (_S.CLOSED, _C.LOGOUT),
+    (_S.RECONNECTING, _I.CLOSE): (_S.CLOSED, _C.LOGOUT),
     (_S.CLOSED, _I.CLOSE): (_S.CLOSED, None),
     # session requests
     **{(_S.CONNECTED, request): (_S.CONNECTED, None) for request in SESSION_REQUESTS},
@@ -94,6 +109,8 @@ REFUSALS: dict[State, dict[Input, type[RostraError]]] = {
     # connect() while one is under way: 409, like connecting twice (the same credentials join it instead: Client)
     _S.CONNECTING: {**dict.fromkeys(Input, NotConnectedError), _I.CONNECT: AlreadyConnectedError},
     _S.CONNECTED: dict.fromkeys(Input, AlreadyConnectedError),
+    # while the connection is being restored: session requests are 503 at once; connect() is 409 as when connected
+    _S.RECONNECTING: {**dict.fromkeys(Input, ReconnectingError), _I.CONNECT: AlreadyConnectedError},
     _S.CLOSED: dict.fromkeys(Input, ClientClosedError),
 }
 
@@ -116,13 +133,22 @@ class SessionMachine:
         return announce
 
 
+_OUTCOMES = frozenset(
+    {Input.CONNECT_SUCCEEDED, Input.CONNECT_FAILED, Input.AUTH_FAILED, Input.CONNECTION_LOST, Input.CONNECTION_ENDED}
+)
+
+
 def _refusal_text(state: State, event: Input) -> str:
     if state is State.CLOSED:
         return "This Client is closed: create a new rostra.Client"
     if state is State.CONNECTED:
         return "Already connected: call logout() before connecting again"
+    if state is State.RECONNECTING and event is Input.CONNECT:
+        return "The lost connection is being restored: wait for CONNECTED, or call logout() before connecting again"
     if event is Input.CONNECT:
         return "connect() is under way: await it, or call logout() first"
-    if event in (Input.CONNECT_SUCCEEDED, Input.CONNECT_FAILED, Input.AUTH_FAILED, Input.CONNECTION_LOST):
+    if event in _OUTCOMES:
         return f"Internal: {event.value} reported while {state.value}"
+    if state is State.RECONNECTING:
+        return "The connection to the server was lost and is being restored: retry once CONNECTED is announced"
     return "Not connected: call connect(username, password) first"

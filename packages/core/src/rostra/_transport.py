@@ -77,7 +77,12 @@ class ContactUpdated:
 
 @dataclass(frozen=True, slots=True)
 class SessionLost:
-    """The connection ended without logout(); ``error`` says why."""
+    """The connection ended without logout(); ``error`` says why, and decides whether the Client reconnects.
+
+    ``ConflictError`` (409): another login with our resource replaced this session (stream error ``conflict``,
+    RFC 6120 4.9.3.3); the Client does not reconnect (it would only replace the other login in turn). Anything
+    else (``UnreachableError``, a protocol error...): the Client reconnects when it can.
+    """
 
     error: RostraError
 

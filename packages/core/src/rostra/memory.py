@@ -3,7 +3,7 @@
 ``memory://`` is the server "localhost"; every Client in the process that names the same NAME shares one server.
 URL query options (read when the server is first created): ``domain=NAME`` (default ``localhost``), ``upload=0``
 (no upload service: images are stored inline). ``get_server(url)`` gives tests the server to drive
-(its clock, reachability, stalled operations, dropped connections).
+(its clock, reachability, stalled operations, dropped connections, changed passwords).
 """
 
 from __future__ import annotations

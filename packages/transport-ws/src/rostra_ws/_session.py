@@ -10,6 +10,8 @@ Rules (the same behaviour as ``rostra_xmpp._session``, event for event):
 - The connection lost without ``close()`` (server close, dropped TCP, stream error, a missing pong, a protocol
   error) gives exactly ONE ``SessionLost``, and every pending request fails at once with ``UnreachableError``.
   A protocol error (``StreamProtocolError``, 500) is what that ``SessionLost`` carries; requests still get 503.
+  A stream error ``<conflict/>`` (another login took our resource, RFC 6120 4.9.3.3) carries ``ConflictError``
+  (409), which tells the Client not to reconnect.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import anyio
 import anyio.lowlevel
 from lxml import etree
 
-from rostra._errors import RequestTimeoutError, RostraError, ServerError, UnreachableError
+from rostra._errors import ConflictError, RequestTimeoutError, RostraError, ServerError, UnreachableError
 from rostra._schemas import Contact, Metadata, ProfileFields
 from rostra._transport import (
     ContactRequestReceived,
@@ -205,13 +207,7 @@ class WsSession(TransportSession):
             if isinstance(event, StanzaReceived):
                 await self._dispatch(event.element)
             elif isinstance(event, StreamErrorReceived):
-                self._lose(
-                    UnreachableError(
-                        f"The XMPP server ended the stream ({event.condition}"
-                        + (f": {event.text}" if event.text else "")
-                        + "): connect again"
-                    )
-                )
+                self._lose(_stream_error(event))
             elif isinstance(event, StreamClosed):
                 if not self._sent_close:  # answer the server's <close/>
                     self._sent_close = True
@@ -636,6 +632,16 @@ def _available_presence(to: str | None = None) -> Element:
         nsmap={None: NS_CAPS},
     )
     return presence
+
+
+def _stream_error(event: StreamErrorReceived) -> RostraError:
+    """Why the server's stream error ended the session: ``conflict`` is another login with our resource."""
+    detail = f"{event.condition}: {event.text}" if event.text else event.condition
+    if event.condition == "conflict":
+        return ConflictError(
+            f"Another login with the same resource replaced this session (stream error {detail}): not reconnecting"
+        )
+    return UnreachableError(f"The XMPP server ended the stream ({detail}): connect again")
 
 
 def _lost_error(closed: WebSocketClosed) -> UnreachableError:

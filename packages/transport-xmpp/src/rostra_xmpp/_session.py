@@ -4,7 +4,8 @@ Rules:
 - Every request is an IQ with ``options.request_timeout``; every payload is built and parsed by the mapping.
 - Server pushes (roster, subscriptions, presence, PEP profile events) reach the sink as TransportEvents.
 - The stream lost without ``close()`` gives exactly one ``SessionLost``; the client is then stopped (no silent
-  reconnect: the Client decides).
+  reconnect: the Client decides). A stream error ``<conflict/>`` (another login took our resource, RFC 6120
+  4.9.3.3) makes it carry ``ConflictError`` (409), which tells the Client not to reconnect.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import aioxmpp.pubsub.xso as pubsub_xso
 import aioxmpp.roster
 import aioxmpp.roster.xso as roster_xso
 
-from rostra._errors import RostraError, UnreachableError
+from rostra._errors import ConflictError, RostraError, UnreachableError
 from rostra._schemas import Contact, Metadata, ProfileFields
 from rostra._transport import (
     ContactRequestReceived,
@@ -70,6 +71,7 @@ class XmppSession(TransportSession):
         self._closing = False
         self._lost = False
         self._opened = False  # SessionLost only after open() returned
+        self._suspended_by: BaseException | None = None  # why aioxmpp last said the stream failed
         self._published: ProfileFields | None = None
         self._node_configured = False  # our profile node configured this session (no replays)
         self._requests: set[aioxmpp.JID] = set()  # bare JIDs whose subscription request awaits our answer
@@ -93,6 +95,7 @@ class XmppSession(TransportSession):
         self._roster.on_entry_removed.connect(self._on_entry_removed)
         self._presence.on_bare_available.connect(self._on_bare_available)
         self._presence.on_bare_unavailable.connect(self._on_bare_unavailable)
+        client.on_stream_suspended.connect(self._on_stream_suspended)
         client.on_stream_destroyed.connect(self._on_stream_destroyed)
         client.on_failure.connect(self._on_failure)
 
@@ -430,19 +433,22 @@ class XmppSession(TransportSession):
         if peer != self._client.local_jid.bare():
             self._emit(PresenceChanged(user_jid=str(peer), online=False))
 
-    def _lose(self, why: str) -> None:
+    def _lose(self, reason: BaseException | None) -> None:
         if self._closing or self._lost or not self._opened:
             return
         self._lost = True
-        error = UnreachableError(f"The connection to the XMPP server was lost ({why}): connect again")
-        self._emit(SessionLost(error=error))
+        self._emit(SessionLost(error=_loss_error(reason)))
         self._client.stop()
 
+    def _on_stream_suspended(self, reason: BaseException | None = None) -> None:
+        # aioxmpp tells why here (the stream's exception); on_stream_destroyed, which follows, carries no reason.
+        self._suspended_by = reason
+
     def _on_stream_destroyed(self, reason: BaseException | None = None) -> None:
-        self._lose(type(reason).__name__ if reason is not None else "stream closed")
+        self._lose(reason if reason is not None else self._suspended_by)
 
     def _on_failure(self, err: BaseException) -> None:
-        self._lose(type(err).__name__)
+        self._lose(err)
 
     # -- the end -------------------------------------------------------------------------------------------------------
 
@@ -496,6 +502,17 @@ async def _start(client: aioxmpp.Client, wait: float) -> None:
         raise failed.result()
     if established not in done:
         raise TimeoutError
+
+
+def _loss_error(reason: BaseException | None) -> RostraError:
+    """What a lost stream's ``SessionLost`` carries: ``ConflictError`` for a stream error ``<conflict/>``."""
+    conflict = aioxmpp.errors.StreamErrorCondition.CONFLICT
+    if isinstance(reason, aioxmpp.errors.StreamError) and reason.condition == conflict:
+        return ConflictError(
+            "Another login with the same resource replaced this session (stream error conflict): not reconnecting"
+        )
+    why = type(reason).__name__ if reason is not None else "stream closed"
+    return UnreachableError(f"The connection to the XMPP server was lost ({why}): connect again")
 
 
 def _is_precondition_not_met(exc: aioxmpp.errors.XMPPError) -> bool:

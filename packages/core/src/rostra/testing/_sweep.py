@@ -1,9 +1,11 @@
 """The state sweep: every (state, operation) pair of the core's table, on the transport under test.
 
 For each state of ``rostra._state.State`` a fresh Client is brought into it over the transport (CONNECTING is caught
-while a real ``connect()`` is under way), then one operation is called with valid arguments:
-- a pair the table holds must succeed (200) and leave the state the table names (in CONNECTING, a call that keeps
-  the state may also see the connect under way finish: CONNECTED);
+while a real ``connect()`` is under way; RECONNECTING by reporting a lost session to a connected Client, as its
+transport would, with a reconnect backoff far longer than the sweep), then one operation is called with valid
+arguments:
+- a pair the table holds must succeed (200) and leave the state the table names (in CONNECTING or RECONNECTING, a
+  call that keeps the state may also see the login under way finish: CONNECTED);
 - any other pair must raise the table's Local error (``REFUSALS``) with ``local`` True and leave the state unchanged.
 ``connect()`` in CONNECTING is the documented exception: with the same credentials it joins the attempt under way,
 so the sweep calls it with another user's.
@@ -22,7 +24,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from .._client import Client
-from .._errors import RostraError
+from .._errors import RostraError, UnreachableError
 from .._schemas import RegisterData
 from .._state import REFUSALS, TRANSITIONS, Input, State
 from ._model import Target
@@ -51,6 +53,8 @@ OPERATIONS: list[tuple[str, Input, _Operation]] = [
 
 #: How often CONNECTING is tried for before the sweep gives up (a transport that connects without ever yielding).
 _CONNECTING_TRIES = 50
+#: The reconnect backoff of a Client swept in RECONNECTING: no retry is due while the sweep runs (seconds).
+_NO_RETRY_SOON = {"reconnect_delay": 3600.0, "reconnect_max_delay": 3600.0}
 
 
 class _Users:
@@ -70,9 +74,12 @@ async def _register_users(target: Target) -> _Users:
 async def _client_in(state: State, target: Target, users: _Users) -> AsyncIterator[Client]:
     """A Client on ``target`` in ``state``: the next statement runs with no checkpoint after the state was reached."""
     async with anyio.create_task_group() as group:
-        async with target.client() as client:
-            if state is State.CONNECTED:
+        client = target.client() if state is not State.RECONNECTING else Client(target.url, **_reconnecting(target))
+        async with client:
+            if state in (State.CONNECTED, State.RECONNECTING):
                 await client.connect(users.me.username, users.me.password)
+            if state is State.RECONNECTING:
+                client._lose_session(UnreachableError("The state sweep dropped this session"))  # as a transport would
             elif state is State.CLOSED:
                 await client.aclose()
             elif state is State.CONNECTING:
@@ -80,6 +87,10 @@ async def _client_in(state: State, target: Target, users: _Users) -> AsyncIterat
             assert client.state is state, f"could not bring a Client into {state.value}: it is {client.state.value}"
             yield client
         group.cancel_scope.cancel()
+
+
+def _reconnecting(target: Target) -> dict[str, Any]:
+    return {**target.options, **_NO_RETRY_SOON}
 
 
 async def _catch_connecting(client: Client, users: _Users, group: anyio.abc.TaskGroup) -> None:
@@ -107,8 +118,8 @@ def _expected_after(state: State, event: Input) -> set[State]:
     after = TRANSITIONS[(state, event)][0]
     if event is Input.CONNECT:
         after = TRANSITIONS[(after, Input.CONNECT_SUCCEEDED)][0]
-    if state is State.CONNECTING and after is State.CONNECTING:
-        return {State.CONNECTING, State.CONNECTED}  # the connect under way may finish meanwhile
+    if state in (State.CONNECTING, State.RECONNECTING) and after is state:
+        return {state, State.CONNECTED}  # the login under way may finish meanwhile
     return {after}
 
 
