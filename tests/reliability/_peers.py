@@ -1,0 +1,195 @@
+"""Fake peers for the fault tests: a TCP proxy in front of the suite's XMPP server that can go silent, and helpers
+to see that nothing was left behind.
+
+``Proxy`` listens on 127.0.0.1 (TLS verifies the name ``localhost``, so it is transparent to xmpp:// and ws://)
+and forwards each connection to the real server. Its ``mode`` decides what the client receives:
+- ``"pass"``: everything, both ways;
+- ``"silent"``: nothing at all (the TCP connection is accepted, the server's bytes are held): a server that never
+  sends its stream header, or a WebSocket endpoint that completes nothing;
+- ``"after-upgrade"``: the server's HTTP response (the WebSocket handshake) and then nothing: a WebSocket server
+  that never sends ``<open/>``.
+``freeze()`` / ``thaw()`` hold and release the server-to-client bytes of connections already open (a server that
+stops answering after login). Held bytes are delivered in order on thaw, late.
+
+Everything is anyio, so the proxy runs under asyncio and trio. The tests import it by name (``from _peers import``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Literal
+
+import anyio
+import anyio.abc
+import sniffio
+
+Mode = Literal["pass", "silent", "after-upgrade"]
+_HEADERS_END = b"\r\n\r\n"
+
+
+class Proxy:
+    """A TCP proxy to ``target_host:target_port`` with switchable silence; see the module docstring."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self.mode: Mode = "pass"
+        self.opened = 0  # client connections accepted
+        self.closed = 0  # client connections that ended (the client closed or reset them)
+        self.held_bytes = 0  # server-to-client bytes held back so far (delivered late, or dropped at close)
+        self._thawed = anyio.Event()
+        self._thawed.set()
+        self._changed = anyio.Event()
+
+    def url(self, scheme: str, path: str = "") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def freeze(self) -> None:
+        """Stop forwarding server-to-client bytes on every open connection (they are held, not dropped)."""
+        if self._thawed.is_set():
+            self._thawed = anyio.Event()
+
+    def thaw(self) -> None:
+        """Deliver the held bytes and forward again."""
+        self._thawed.set()
+
+    async def wait_all_closed(self) -> None:
+        """Return once every accepted client connection has ended (the caller bounds the wait)."""
+        while self.closed < self.opened:
+            self._changed = anyio.Event()
+            await self._changed.wait()
+
+    async def _handle(self, client: anyio.abc.SocketStream) -> None:
+        self.opened += 1
+        mode = self.mode  # a connection keeps the mode it was accepted in
+        try:
+            async with client:
+                if mode == "silent":
+                    await _drain(client)  # read and drop until the client goes; send nothing
+                    return
+                try:
+                    upstream = await anyio.connect_tcp(*self.target)
+                except OSError:
+                    return
+                async with upstream, anyio.create_task_group() as group:
+
+                    async def to_server() -> None:
+                        await _pump(client, upstream)
+                        group.cancel_scope.cancel()
+
+                    group.start_soon(to_server)
+                    await self._to_client(upstream, client, mode)
+                    group.cancel_scope.cancel()
+        finally:
+            self.closed += 1
+            self._changed.set()
+
+    async def _to_client(self, upstream: anyio.abc.SocketStream, client: anyio.abc.SocketStream, mode: Mode) -> None:
+        headers_done = mode == "pass"
+        while True:
+            try:
+                data = await upstream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                return
+            if not headers_done:  # "after-upgrade": forward the HTTP response, hold the rest for ever
+                head, end, rest = data.partition(_HEADERS_END)
+                if end:
+                    headers_done = True
+                    await _send(client, head + end)
+                    self.held_bytes += len(rest)
+                else:
+                    await _send(client, data)
+                if headers_done:
+                    await _drain(upstream, count=self)  # the client waits for <open/> that never comes
+                    return
+                continue
+            if not self._thawed.is_set():
+                self.held_bytes += len(data)
+                await self._thawed.wait()
+            if not await _send(client, data):
+                return
+
+
+async def _send(stream: anyio.abc.SocketStream, data: bytes) -> bool:
+    try:
+        await stream.send(data)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        return False
+    return True
+
+
+async def _pump(source: anyio.abc.SocketStream, sink: anyio.abc.SocketStream) -> None:
+    while True:
+        try:
+            data = await source.receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            return
+        if not await _send(sink, data):
+            return
+
+
+async def _drain(stream: anyio.abc.SocketStream, count: Proxy | None = None) -> None:
+    while True:
+        try:
+            data = await stream.receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            return
+        if count is not None:
+            count.held_bytes += len(data)
+
+
+@asynccontextmanager
+async def proxy_to(host: str, port: int) -> AsyncIterator[Proxy]:
+    """A running ``Proxy`` to ``host:port`` (its ``port`` set); stopped, with every connection, on exit."""
+    proxy = Proxy(host, port)
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    proxy.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await listener.serve(proxy._handle)
+
+    async with anyio.create_task_group() as group:
+        await group.start(serve)  # running before the test looks at the tasks
+        try:
+            yield proxy
+        finally:
+            proxy.thaw()
+            group.cancel_scope.cancel()
+
+
+def host_port(url: str) -> tuple[str, int, str]:
+    """``(host, port, path)`` of a server URL such as ``ws://127.0.0.1:5280/xmpp-websocket``."""
+    rest = url.partition("://")[2]
+    address, slash, path = rest.partition("/")
+    host, _, port = address.rpartition(":")
+    return host, int(port), slash + path
+
+
+# -- what is left behind --------------------------------------------------------------------------------------------
+
+
+def live_tasks() -> set[object]:
+    """The tasks of the running event loop that have not finished (asyncio tasks, or every trio task)."""
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        found: set[object] = set()
+        todo = [trio.lowlevel.current_root_task()]
+        while todo:
+            task = todo.pop()
+            found.add(task)
+            for nursery in task.child_nurseries:
+                todo.extend(nursery.child_tasks)
+        return found
+    return {task for task in asyncio.all_tasks() if not task.done()}
+
+
+async def wait_no_new_tasks(before: set[object], limit: float = 5.0) -> set[object]:
+    """Wait (at most ``limit`` s) until no task outside ``before`` is alive; returns the ones still alive."""
+    with anyio.move_on_after(limit):
+        while live_tasks() - before:  # noqa: ASYNC110 - no event tells when a task ends: polled
+            await anyio.sleep(0.02)
+    return live_tasks() - before
