@@ -6,6 +6,8 @@ from collections.abc import Callable
 from types import MappingProxyType
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rostra._errors import InvalidInputError
 from rostra._validate import (
@@ -417,3 +419,57 @@ def test_metadata_too_many_entries_error_gives_count_and_limit() -> None:
 def test_metadata_limits_are_inclusive() -> None:
     value = {"k" * 64: "v" * 1024, "big": 2**63 - 1, "small": -(2**63)}
     assert check_metadata(value) == value
+
+
+# --- control characters, surrogates and non-characters in every string argument ---------------------------------
+
+#: What no string argument may hold: C0 and C1 controls, DEL, lone surrogates, U+FFFE and U+FFFF.
+FORBIDDEN = st.one_of(
+    st.integers(0x00, 0x1F),
+    st.just(0x7F),
+    st.integers(0x80, 0x9F),
+    st.integers(0xD800, 0xDFFF),
+    st.sampled_from([0xFFFE, 0xFFFF]),
+).map(chr)
+#: Where it goes in an otherwise valid value of each argument.
+VALID_VALUES: dict[str, tuple[Callable[[object], object], str]] = {
+    "name": (check_name, "Ada Lovelace"),
+    "status": (check_status, "out for lunch"),
+    "mobile_number": (check_mobile_number, "+14155552671"),
+    "email": (check_email, "ada@example.com"),
+    "jid": (check_jid, "ada@localhost"),
+    "jid-resource": (check_jid, "ada@localhost/phone"),
+    "metadata-key": (lambda text: check_metadata({text: 1}), "plan"),
+    "metadata-value": (lambda text: check_metadata({"plan": text}), "free"),
+}
+
+
+@pytest.mark.parametrize("argument", VALID_VALUES)
+@given(char=FORBIDDEN, where=st.floats(0, 1))
+def test_a_forbidden_character_anywhere_in_any_string_argument_is_400(argument: str, char: str, where: float) -> None:
+    check, valid = VALID_VALUES[argument]
+    at = round(where * len(valid))
+    assert _status_of(check, valid[:at] + char + valid[at:]) == 400
+
+
+def test_a_mobile_number_with_a_control_character_around_it_is_400_naming_it() -> None:
+    # phonenumbers itself drops what surrounds the number: the rule is Rostra's own, checked first.
+    with pytest.raises(InvalidInputError) as caught:
+        check_mobile_number("+14155552671\x00")
+    assert caught.value.message == (
+        "mobile_number contains a control character or non-character (U+0000 at position 12): give a valid "
+        "international number with its country code, like '+14155552671'"
+    )
+
+
+@given(
+    st.text(
+        st.characters(
+            blacklist_categories=("Cc", "Cs"),
+            blacklist_characters="\ufffe\uffff\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
+        ),
+        max_size=139,
+    )
+)
+def test_a_status_of_any_other_characters_is_kept_exactly(text: str) -> None:
+    assert check_status(text) == text

@@ -13,6 +13,8 @@ Rules:
   U+2066-U+2069): they reorder whole runs of text, so "abc", U+202E, "gnp.exe" shows as "abcexe.png". The marks
   U+200E, U+200F and U+061C are allowed: they have no scope, only settle the direction of the characters around
   them, and right-to-left text needs them.
+- Every other string argument (mobile number, email, metadata, JIDs) refuses the same control characters,
+  surrogates and non-characters, even where the value is normalized before it is stored.
 - A non-empty name needs a visible character: one that is not a space or separator (Z*), control or format
   character (C*), combining mark (M*), or a letter drawn blank (Hangul fillers, braille blank). A status may be blank.
 """
@@ -142,7 +144,12 @@ def _check_localpart(local: str, jid: str) -> str:
         raise InvalidInputError(f"JID {_preview(jid)} has no user part before '@': give a user JID like 'alice@host'")
     for char in local:
         category = unicodedata.category(char)
-        if char in _LOCALPART_FORBIDDEN or char.isspace() or category in ("Cc", "Cs", "Zs", "Zl", "Zp"):
+        if (
+            char in _LOCALPART_FORBIDDEN
+            or char in _NONCHARACTERS
+            or char.isspace()
+            or category in ("Cc", "Cs", "Zs", "Zl", "Zp")
+        ):
             raise InvalidInputError(
                 f"JID {_preview(jid)} has a character not allowed in its user part (U+{ord(char):04X}): "
                 "no spaces, control characters or any of \" & ' / : < > @"
@@ -266,6 +273,9 @@ def check_mobile_number(value: object) -> str:
     hint = "give a valid international number with its country code, like '+14155552671'"
     if len(text) > MAX_PHONE_INPUT_CHARS:
         raise InvalidInputError(f"mobile_number is longer than {MAX_PHONE_INPUT_CHARS} characters: {hint}")
+    bad = _bad_character(text)  # checked here: phonenumbers drops what surrounds the number, controls included
+    if bad is not None:
+        raise InvalidInputError(f"mobile_number contains a control character or non-character ({bad}): {hint}")
     try:
         number = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException:
