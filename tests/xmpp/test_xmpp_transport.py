@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from lxml import etree
 
 from _prosody import XmppServer
 from _transport_helpers import PASSWORD, TRICKY, Login, Sink, fresh, log_in_once, logins
@@ -216,17 +217,25 @@ async def test_verification_can_be_switched_off_explicitly(xmpp_server: XmppServ
 # -- profile ----------------------------------------------------------------------------------------------------
 
 
-async def test_a_profile_node_of_another_access_model_is_reopened(login: Callable[..., object]) -> None:
+async def test_a_profile_node_of_another_access_model_is_reconfigured(login: Callable[..., object]) -> None:
     alice, _ = await login()  # type: ignore[misc]
     bob, _ = await login()  # type: ignore[misc]
-    # Another client created the node readable by contacts only (Prosody's default when no options are given).
-    first = from_element(
-        mapping.build_profile_publish(ProfileFields(nick_name="old"), with_options=False),
-        aioxmpp.pubsub.xso.Request,
-    )
+    # An older Rostra published the whole profile world-readable (access model open).
+    old = mapping.build_profile_publish(ProfileFields(nick_name="old", email="old@example.org"), with_options=False)
+    form = etree.SubElement(etree.SubElement(old, f"{{{mapping.NS_PUBSUB}}}publish-options"), f"{{{mapping.NS_DATA}}}x")
+    form.set("type", "submit")
+    for var, value in (("FORM_TYPE", mapping.PUBLISH_OPTIONS_FORM), ("pubsub#access_model", "open")):
+        field = etree.SubElement(form, f"{{{mapping.NS_DATA}}}field", var=var)
+        etree.SubElement(field, f"{{{mapping.NS_DATA}}}value").text = value
+    first = from_element(old, aioxmpp.pubsub.xso.Request)
     await alice._client.send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=first), timeout=5)
     await alice.set_profile(TRICKY)
-    assert await bob.get_profile(alice.jid) == TRICKY
+    assert (await alice.get_profile(alice.jid), await bob.get_profile(alice.jid)) == (TRICKY, TRICKY.public())
+    # The whole profile is for contacts now: bob's raw read of it is refused.
+    read = from_element(mapping.build_profile_items_request(), aioxmpp.pubsub.xso.Request)
+    with pytest.raises(aioxmpp.errors.XMPPError) as refused:
+        await bob._client.send(aioxmpp.IQ(type_=aioxmpp.IQType.GET, to=aioxmpp.JID.fromstr(alice.jid), payload=read))
+    assert refused.value.condition.value[1] in mapping.FULL_PROFILE_REFUSED
 
 
 # -- last activity, metadata, contacts, upload --------------------------------------------------------------------

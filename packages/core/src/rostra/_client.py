@@ -450,11 +450,20 @@ class Client:
         status: str | _Unset = UNSET,
         mobile_number: str | _Unset = UNSET,
         email: str | _Unset = UNSET,
+        share_contact_details: bool | _Unset = UNSET,
     ) -> ProfileResponse:
-        """Change the given fields ("" clears one), keep the others. Raises 400 / 413 before sending anything."""
+        """Change the given fields ("" clears one), keep the others. Raises 400 / 413 before sending anything.
+
+        ``share_contact_details``: True lets every user read the mobile number and email, False (a new user's
+        choice) only contacts (users who receive our presence); UNSET keeps the current choice.
+        """
         log.debug("set_user_profile fields=%s", [k for k, v in locals().items() if k != "self" and v is not UNSET])
         session = self._request(Input.SET_PROFILE)
-        changes: dict[str, str] = {}
+        changes: dict[str, str | bool] = {}
+        if not isinstance(share_contact_details, _Unset):
+            if not isinstance(share_contact_details, bool):
+                raise InvalidInputError(f"share_contact_details must be True or False, not {share_contact_details!r}")
+            changes["share_contact_details"] = share_contact_details
         if not isinstance(name, _Unset):
             changes["nick_name"] = check_name(name)
         if not isinstance(status, _Unset):
@@ -468,7 +477,7 @@ class Client:
         async with self._profile_lock:
             return await self._merge_and_store(session, changes)
 
-    async def _merge_and_store(self, session: TransportSession, changes: dict[str, str]) -> ProfileResponse:
+    async def _merge_and_store(self, session: TransportSession, changes: dict[str, str | bool]) -> ProfileResponse:
         """Read our stored profile, apply ``changes``, store the result (under ``_profile_lock``)."""
         current = await self._timed(session.get_profile(self._jid))
         wanted = msgspec.structs.replace(current, **changes)

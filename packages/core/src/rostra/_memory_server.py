@@ -170,8 +170,16 @@ class MemoryServer:
 
     # -- profiles, metadata, uploads ---------------------------------------------------------------------------
 
-    def get_profile(self, user_jid: str) -> ProfileFields:
-        return self._profiles.get(self._local_user(user_jid), ProfileFields())
+    def get_profile(self, user_jid: str, *, reader: ServerSession | None = None) -> ProfileFields:
+        """The profile as ``reader`` may see it: whole for its owner and for the users who receive the owner's
+        presence (the owner's roster says ``from``/``both`` for them), else its public copy (``public()``: no
+        mobile number or email unless the owner shares them). No reader: the whole profile (a test's view)."""
+        owner = self._local_user(user_jid)
+        fields = self._profiles.get(owner, ProfileFields())
+        if reader is None or reader.username == owner:
+            return fields
+        item = self._roster(owner).get(self.jid(reader.username))
+        return fields if item is not None and item.from_ else fields.public()
 
     def set_profile(self, session: ServerSession, fields: ProfileFields) -> ProfileFields:
         """Store the profile verbatim; tell our other sessions and everyone who receives our presence."""

@@ -70,9 +70,17 @@ class ProfileFields(_Message, frozen=True, kw_only=True):
     status: str = ""
     mobile_number: str = ""
     email: str = ""
+    #: The owner's choice: mobile number and email readable by everyone (True), or by contacts only (False).
+    share_contact_details: bool = False
 
     def is_empty(self) -> bool:
         return self == _EMPTY_FIELDS
+
+    def public(self) -> ProfileFields:
+        """What a user who is not a contact reads: everything but the mobile number and email, unless shared."""
+        if self.share_contact_details or not (self.mobile_number or self.email):
+            return self
+        return msgspec.structs.replace(self, mobile_number="", email="")
 
 
 _EMPTY_FIELDS = ProfileFields()

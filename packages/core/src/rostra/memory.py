@@ -68,7 +68,7 @@ class MemorySession(TransportSession):
 
     async def get_profile(self, user_jid: str) -> ProfileFields:
         await _gate(self._server, "get_profile")
-        return self._server.get_profile(user_jid)
+        return self._server.get_profile(user_jid, reader=self._session)
 
     async def set_profile(self, fields: ProfileFields) -> ProfileFields:
         await _gate(self._server, "set_profile")

@@ -61,6 +61,7 @@ _IQ, _MESSAGE, _PRESENCE = (f"{{{NS_CLIENT}}}{name}" for name in ("iq", "message
 _ERROR = f"{{{NS_CLIENT}}}error"
 # Built once: a copy (lxml copies in C) is cheaper than building it again for every get_profile.
 _PROFILE_ITEMS_REQUEST: Final = mapping.build_profile_items_request()
+_PUBLIC_ITEMS_REQUEST: Final = mapping.build_profile_items_request(mapping.PUBLIC_PROFILE_NODE)
 
 
 class IqError(Exception):
@@ -334,14 +335,29 @@ class WsSession(TransportSession):
     # -- the Profile API ---------------------------------------------------------------------------------------
 
     async def get_profile(self, user_jid: str) -> ProfileFields:
+        # The owner and the users who receive the owner's presence read the whole profile; the server decides, so
+        # a refusal (no longer a contact) falls back to the public copy, which everyone else reads at once.
         to = bare(user_jid)
+        if to == self._jid or self._roster.get(to, ("none", None))[0] in ("to", "both"):
+            try:
+                return await self._read_profile(to, _PROFILE_ITEMS_REQUEST)
+            except IqError as exc:
+                if exc.parsed.condition not in mapping.FULL_PROFILE_REFUSED or _domain_of(to) != self._domain:
+                    return self._no_profile(exc, to)
         try:
-            reply = await self._iq("get", copy.copy(_PROFILE_ITEMS_REQUEST), to=to, operation="get_profile")
+            return await self._read_profile(to, _PUBLIC_ITEMS_REQUEST)
         except IqError as exc:
-            if exc.parsed.condition in mapping.NO_PROFILE_CONDITIONS and _domain_of(to) == self._domain:
-                return ProfileFields()  # no readable profile node (or no such user: servers do not tell)
-            raise self._translate(exc, to, "get_profile") from None
+            return self._no_profile(exc, to)
+
+    async def _read_profile(self, to: str, request: Element) -> ProfileFields:
+        reply = await self._iq("get", copy.copy(request), to=to, operation="get_profile")
         return mapping.parse_profile_items(reply[0]) if len(reply) else ProfileFields()
+
+    def _no_profile(self, exc: IqError, to: str) -> ProfileFields:
+        """Empty fields for a refused read that means "no readable profile"; otherwise raises the mapped error."""
+        if exc.parsed.condition in mapping.NO_PROFILE_CONDITIONS and _domain_of(to) == self._domain:
+            return ProfileFields()  # no readable profile node (or no such user: servers do not tell)
+        raise self._translate(exc, to, "get_profile") from None
 
     async def set_profile(self, fields: ProfileFields) -> ProfileFields:
         publish = mapping.build_profile_publish(fields)
@@ -349,29 +365,52 @@ class WsSession(TransportSession):
         # Known before sending: the server may push our own event ahead of the IQ result.
         previous, self._published = self._published, stored
         try:
-            await self._publish(publish, fields)
+            # The public copy first: it sends no events, so undoing it is invisible; the whole profile (whose
+            # publish is the contacts' event) only once the copy is in place.
+            await self._publish(mapping.PUBLIC_PROFILE_NODE, stored.public())
+            try:
+                await self._publish(mapping.PROFILE_NODE, stored)
+            except BaseException:
+                await self._restore_public_copy()
+                raise
         except BaseException:
             self._published = previous
             raise
         return stored
 
-    async def _publish(self, publish: Element, fields: ProfileFields) -> None:
+    async def _publish(self, node: str, fields: ProfileFields) -> None:
         try:
-            await self._iq("set", publish, operation="set_profile")
+            await self._iq("set", mapping.build_profile_publish(fields, node=node), operation="set_profile")
         except IqError as exc:
             if exc.parsed.condition != "conflict":  # XEP-0060 7.1.5: precondition-not-met
                 raise self._translate(exc, None, "set_profile") from None
-            # The node exists with another access model: make it open, then publish again.
-            await self._call("set", mapping.build_profile_node_configure(), operation="set_profile")
-            await self._call("set", mapping.build_profile_publish(fields), operation="set_profile")
-            self._node_configured = True
-        if not self._node_configured:
+            # The node exists with another access model (an older Rostra published it open): reconfigure, retry.
+            await self._call("set", mapping.build_profile_node_configure(node), operation="set_profile")
+            await self._call("set", mapping.build_profile_publish(fields, node=node), operation="set_profile")
+            self._node_configured = self._node_configured or node == mapping.PROFILE_NODE
+        if node == mapping.PROFILE_NODE and not self._node_configured:
             # Once per session, after the node surely exists: no replay of the stored item (see the mapping).
             try:
                 await self._iq("set", mapping.build_profile_node_configure(), operation="set_profile")
             except IqError as exc:  # the profile is stored: a server without the option only replays it
                 _log.info("could not configure the profile node: %s", exc.parsed.condition)
             self._node_configured = True
+
+    async def _restore_public_copy(self) -> None:
+        """After a failed publish of the whole profile: make the public copy agree with what the server still holds
+        (read back, so a publish that did land is kept). Best effort, shielded, bounded by the request timeout."""
+        with anyio.CancelScope(shield=True):
+            try:
+                with anyio.fail_after(2 * self._options.request_timeout):
+                    try:
+                        held = await self._read_profile(self._jid, _PROFILE_ITEMS_REQUEST)
+                    except IqError as exc:
+                        if exc.parsed.condition not in mapping.NO_PROFILE_CONDITIONS:
+                            raise
+                        held = ProfileFields()  # never published: the copy goes back to empty
+                    await self._publish(mapping.PUBLIC_PROFILE_NODE, held.public())
+            except (IqError, RostraError, TimeoutError) as exc:
+                _log.info("could not restore the public copy of the profile: %s", type(exc).__name__)
 
     async def _find_upload_service(self) -> str | None:
         if self._upload_service is False:

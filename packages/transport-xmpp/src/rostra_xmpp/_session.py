@@ -31,6 +31,7 @@ import aioxmpp.pubsub
 import aioxmpp.pubsub.xso as pubsub_xso
 import aioxmpp.roster
 import aioxmpp.roster.xso as roster_xso
+import anyio
 
 from rostra._errors import ConflictError, RostraError, UnreachableError
 from rostra._schemas import Contact, Metadata, ProfileFields
@@ -78,6 +79,9 @@ class XmppSession(TransportSession):
         self._asked: set[aioxmpp.JID] = set()  # bare JIDs we asked this session (before the roster push says so)
         self._upload_service: aioxmpp.JID | bool | None = False  # False: not discovered yet
         self._items_request = from_element(mapping.build_profile_items_request(), pubsub_xso.Request)
+        self._public_items_request = from_element(
+            mapping.build_profile_items_request(mapping.PUBLIC_PROFILE_NODE), pubsub_xso.Request
+        )
         self._roster = client.summon(aioxmpp.RosterClient)
         self._presence = client.summon(aioxmpp.PresenceClient)
         self._presence_server = client.summon(aioxmpp.PresenceServer)
@@ -190,47 +194,74 @@ class XmppSession(TransportSession):
             raise mapping.error_from_condition("jid-malformed", operation="address", text=None) from None
 
     async def get_profile(self, user_jid: str) -> ProfileFields:
-        iq = aioxmpp.IQ(type_=aioxmpp.IQType.GET, to=self._bare(user_jid), payload=self._items_request)
+        # The owner and the users who receive the owner's presence read the whole profile; the server decides, so
+        # a refusal (no longer a contact) falls back to the public copy, which everyone else reads at once.
+        to = self._bare(user_jid)
+        item = self._roster.items.get(to)
+        if to == self._client.local_jid.bare() or (item is not None and item.subscription in ("to", "both")):
+            try:
+                return await self._read_profile(to, self._items_request)
+            except aioxmpp.errors.XMPPError as exc:
+                if _condition(exc) not in mapping.FULL_PROFILE_REFUSED or self._is_remote(to):
+                    return self._no_profile(exc, to)
+        try:
+            return await self._read_profile(to, self._public_items_request)
+        except aioxmpp.errors.XMPPError as exc:
+            return self._no_profile(exc, to)
+
+    async def _read_profile(self, to: aioxmpp.JID, request: Any) -> ProfileFields:
+        """One profile node of ``to``; an error reply passes as aioxmpp's XMPPError, the rest are RostraErrors."""
+        iq = aioxmpp.IQ(type_=aioxmpp.IQType.GET, to=to, payload=request)
         try:
             result = await self._raw_send(iq, "get_profile")
-        except aioxmpp.errors.XMPPError as exc:
-            if _condition(exc) in mapping.NO_PROFILE_CONDITIONS and not self._is_remote(iq.to):
-                return ProfileFields()  # no readable profile node (or no such user: servers do not tell)
-            self._raise(exc, iq.to, "get_profile")
+        except aioxmpp.errors.XMPPError:
+            raise
         except Exception as exc:
-            self._raise(exc, iq.to, "get_profile")
+            self._raise(exc, to, "get_profile")
         items = result.payload.items if result is not None and result.payload is not None else []
         with translate("get_profile"):
             return mapping.profile_from_payloads(items[0].unregistered_payload) if items else ProfileFields()
 
+    def _no_profile(self, exc: aioxmpp.errors.XMPPError, to: aioxmpp.JID) -> ProfileFields:
+        """Empty fields for a refused read that means "no readable profile"; otherwise raises the mapped error."""
+        if _condition(exc) not in mapping.NO_PROFILE_CONDITIONS or self._is_remote(to):
+            self._raise(exc, to, "get_profile")
+        return ProfileFields()  # no readable profile node (or no such user: servers do not tell)
+
     async def set_profile(self, fields: ProfileFields) -> ProfileFields:
-        publish = mapping.build_profile_publish(fields)
-        stored = mapping.parse_vcard(publish[0][0][0])  # what the server will store: pubsub/publish/item/vcard
-        iq = aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=from_element(publish, pubsub_xso.Request))
+        stored = mapping.parse_vcard(mapping.build_vcard(fields))  # what the server will store
         # Known before sending: the server may push our own event ahead of the IQ result.
         previous, self._published = self._published, stored
         try:
-            await self._publish(iq, fields)
+            # The public copy first: it sends no events, so undoing it is invisible; the whole profile (whose
+            # publish is the contacts' event) only once the copy is in place.
+            await self._publish(mapping.PUBLIC_PROFILE_NODE, stored.public())
+            try:
+                await self._publish(mapping.PROFILE_NODE, stored)
+            except BaseException:
+                await self._restore_public_copy()
+                raise
         except BaseException:
             self._published = previous
             raise
         return stored
 
-    async def _publish(self, iq: aioxmpp.IQ, fields: ProfileFields) -> None:
+    async def _publish(self, node: str, fields: ProfileFields) -> None:
+        publish = from_element(mapping.build_profile_publish(fields, node=node), pubsub_xso.Request)
         try:
-            await self._raw_send(iq, "set_profile")
+            await self._raw_send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=publish), "set_profile")
         except aioxmpp.errors.XMPPError as exc:
             if not _is_precondition_not_met(exc):
                 raise_translated(exc, operation="set_profile")
-            # The node exists with another access model: make it open, then publish again.
-            owner = from_element(mapping.build_profile_node_configure(), pubsub_xso.OwnerRequest)
+            # The node exists with another access model (an older Rostra published it open): reconfigure, retry.
+            owner = from_element(mapping.build_profile_node_configure(node), pubsub_xso.OwnerRequest)
             await self._send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=owner), "set_profile")
-            retry = from_element(mapping.build_profile_publish(fields), pubsub_xso.Request)
+            retry = from_element(mapping.build_profile_publish(fields, node=node), pubsub_xso.Request)
             await self._send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=retry), "set_profile")
-            self._node_configured = True
+            self._node_configured = self._node_configured or node == mapping.PROFILE_NODE
         except Exception as exc:
             raise_translated(exc, operation="set_profile")
-        if not self._node_configured:
+        if node == mapping.PROFILE_NODE and not self._node_configured:
             # Once per session, after the node surely exists: no replay of the stored item (see the mapping).
             owner = from_element(mapping.build_profile_node_configure(), pubsub_xso.OwnerRequest)
             try:
@@ -238,6 +269,22 @@ class XmppSession(TransportSession):
             except aioxmpp.errors.XMPPError as exc:  # the profile is stored: without the option, it is only replayed
                 _log.info("could not configure the profile node: %s", exc.condition)
             self._node_configured = True
+
+    async def _restore_public_copy(self) -> None:
+        """After a failed publish of the whole profile: make the public copy agree with what the server still holds
+        (read back, so a publish that did land is kept). Best effort, shielded, bounded by the request timeout."""
+        with anyio.CancelScope(shield=True):
+            try:
+                with anyio.fail_after(2 * self._options.request_timeout):
+                    try:
+                        held = await self._read_profile(self._client.local_jid.bare(), self._items_request)
+                    except aioxmpp.errors.XMPPError as exc:
+                        if _condition(exc) not in mapping.NO_PROFILE_CONDITIONS:
+                            raise
+                        held = ProfileFields()  # never published: the copy goes back to empty
+                    await self._publish(mapping.PUBLIC_PROFILE_NODE, held.public())
+            except (aioxmpp.errors.XMPPError, RostraError, TimeoutError) as exc:
+                _log.info("could not restore the public copy of the profile: %s", type(exc).__name__)
 
     async def _find_upload_service(self) -> aioxmpp.JID | None:
         """The HTTP upload (XEP-0363) service of our domain, or None; asked once per session, cached.

@@ -11,6 +11,7 @@ Rules:
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import re
 from base64 import b64encode
@@ -45,6 +46,7 @@ from .namespaces import (
     NS_METADATA,
     NS_PING,
     NS_PRIVATE,
+    NS_PROFILE,
     NS_PUBSUB,
     NS_PUBSUB_EVENT,
     NS_PUBSUB_OWNER,
@@ -54,11 +56,14 @@ from .namespaces import (
     NS_UPLOAD,
     NS_VCARD4,
     PROFILE_NODE,
+    PUBLIC_PROFILE_NODE,
     PUBLISH_OPTIONS_FORM,
 )
 
 __all__ = [
+    "ACCESS_MODELS",
     "CLIENT_FEATURES",
+    "FULL_PROFILE_REFUSED",
     "NS_DATA",
     "NS_DISCO_INFO",
     "NS_DISCO_ITEMS",
@@ -76,6 +81,7 @@ __all__ = [
     "NS_VCARD4",
     "PROFILE_ITEM_ID",
     "PROFILE_NODE",
+    "PUBLIC_PROFILE_NODE",
     "REMOTE_REFUSED_CONDITIONS",
     "StanzaError",
     "UploadSlot",
@@ -165,6 +171,17 @@ def build_register_query(username: str, password: str) -> Element:
 
 
 # -- the profile: PEP vCard4 (XEP-0163, XEP-0292) -------------------------------------------------------------
+#
+# Two PEP nodes hold one profile (docs/architecture.md): the whole vCard on PROFILE_NODE (access model
+# ``presence``: the owner and the users who receive the owner's presence; its changes are the contacts' profile
+# events), and its public copy (``ProfileFields.public()``: mobile number and email left out unless the owner
+# shares them) on PUBLIC_PROFILE_NODE (access model ``open``, no events). A reader who is neither the owner nor a
+# contact reads the public copy.
+#
+# What a vCard from the network may hold is checked for shape as it is read: a value an app would act on (load an
+# image, dial, mail) that is not of its kind reads "" (an image that is not an http(s) URL or a base64 PNG/JPEG
+# ``data:`` URI, a tel: that is not E.164, an email without the form local@domain.tld); a value element with
+# child elements reads ""; name and status are text, kept as stored. Everything Rostra writes passes unchanged.
 
 
 def build_vcard(fields: ProfileFields) -> Element:
@@ -190,12 +207,15 @@ def build_vcard(fields: ProfileFields) -> Element:
     if fields.email:
         email = _sub(vcard, NS_VCARD4, "email")
         _sub(email, NS_VCARD4, "text", _text(fields.email, "The email"))
+    if fields.share_contact_details:
+        etree.SubElement(vcard, _SHARE, nsmap={None: NS_PROFILE})
     return vcard
 
 
 _V = f"{{{NS_VCARD4}}}"
 _V_VCARD, _V_TEXT, _V_URI = _V + "vcard", _V + "text", _V + "uri"
 _V_PARAMETERS, _V_TYPE = _V + "parameters", _V + "type"
+_SHARE: Final = _q(NS_PROFILE, "share-contact-details")
 # vCard4 property -> (ProfileFields attribute, the child holding its value). Read in ONE pass: get_profile is hot.
 _V_FIELDS: Final = {
     _V + "nickname": ("nick_name", _V_TEXT),
@@ -203,12 +223,17 @@ _V_FIELDS: Final = {
     _V + "tel": ("mobile_number", _V_URI),
     _V + "email": ("email", _V_TEXT),
 }
+_E164: Final = re.compile(r"\+[1-9][0-9]{1,14}")
+_EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_URL_SPOILERS: Final = re.compile(r"[\s\x00-\x1f\x7f]")
+_IMAGE_MAGIC: Final = {"data:image/png;base64,": b"\x89PNG\r\n\x1a\n", "data:image/jpeg;base64,": b"\xff\xd8\xff"}
 
 
 # Children are looked up with iterchildren(tag) (done in C), not find() (an ElementPath per call): this is hot.
 def _value(element: Element, child_tag: str) -> str:
+    """The text of the first ``child_tag`` child; "" if there is none, or if it holds elements (not a value)."""
     child = next(element.iterchildren(child_tag), None)
-    return "" if child is None else str(child.text or "")
+    return "" if child is None or len(child) else str(child.text or "")
 
 
 def _is_thumbnail(photo: Element) -> bool:
@@ -221,70 +246,99 @@ def _is_thumbnail(photo: Element) -> bool:
     )
 
 
+def _readable_image(uri: str) -> str:
+    """``uri`` if it is an http(s) URL or a base64 PNG/JPEG ``data:`` URI whose bytes are that image type, else ""."""
+    head = uri[:23].lower()
+    if head.startswith(("http://", "https://")):
+        return "" if _URL_SPOILERS.search(uri) else uri
+    for prefix, magic in _IMAGE_MAGIC.items():
+        if head.startswith(prefix):
+            try:
+                data = binascii.a2b_base64(uri[len(prefix) :], strict_mode=True)
+            except (binascii.Error, ValueError):
+                return ""
+            return uri if data.startswith(magic) else ""
+    return ""
+
+
 def parse_vcard(vcard: Element) -> ProfileFields:
-    """The ProfileFields a vCard4 element holds (the first of each property). ``ServerError`` if not a vCard4."""
+    """The ProfileFields a vCard4 element holds (the first of each property, checked for shape as the comment
+    above says). ``ServerError`` if not a vCard4."""
     if getattr(vcard, "tag", None) != _V_VCARD:
         raise ServerError(f"The server sent a malformed profile (vCard4): expected <vcard xmlns='{NS_VCARD4}'>")
-    values: dict[str, str] = {}
+    values: dict[str, Any] = {}
     for prop in vcard:
         tag = prop.tag
         if tag == _V + "photo":
             key = "thumb_image" if _is_thumbnail(prop) else "image"
             if key not in values:
-                values[key] = _value(prop, _V_URI)
+                values[key] = _readable_image(_value(prop, _V_URI))
         elif (field := _V_FIELDS.get(tag)) is not None and field[0] not in values:
             values[field[0]] = _value(prop, field[1])
+        elif tag == _SHARE:
+            values["share_contact_details"] = True
     if "mobile_number" in values:
-        values["mobile_number"] = values["mobile_number"].removeprefix("tel:")
+        number = values["mobile_number"].removeprefix("tel:")
+        values["mobile_number"] = number if _E164.fullmatch(number) else ""
+    if "email" in values and not _EMAIL.fullmatch(values["email"]):
+        values["email"] = ""
     return ProfileFields(**values)
 
 
-def _node_form(form_type: str, *, no_replay: bool) -> Element:
+def _node_form(form_type: str, *, access_model: str, no_replay: bool) -> Element:
     form = etree.Element(_q(NS_DATA, "x"), {"type": "submit"}, nsmap={None: NS_DATA})
     _sub(_sub(form, NS_DATA, "field", var="FORM_TYPE", type="hidden"), NS_DATA, "value", form_type)
-    _sub(_sub(form, NS_DATA, "field", var="pubsub#access_model"), NS_DATA, "value", "open")
+    _sub(_sub(form, NS_DATA, "field", var="pubsub#access_model"), NS_DATA, "value", access_model)
     if no_replay:
         _sub(_sub(form, NS_DATA, "field", var="pubsub#send_last_published_item"), NS_DATA, "value", "never")
     return form
 
 
-def build_publish_options() -> Element:
-    """The publish-options data form: the profile node must be world-readable (``access_model=open``).
+#: Each profile node's access model: the whole profile for contacts, its public copy for everyone.
+ACCESS_MODELS: Final = {PROFILE_NODE: "presence", PUBLIC_PROFILE_NODE: "open"}
+
+
+def build_publish_options(node: str = PROFILE_NODE) -> Element:
+    """The publish-options data form: the node's access model (``ACCESS_MODELS``).
 
     (Only that: ejabberd 23.01 refuses ``send_last_published_item`` in publish-options; the node configuration
     below sets it.)
     """
-    return _node_form(PUBLISH_OPTIONS_FORM, no_replay=False)
+    return _node_form(PUBLISH_OPTIONS_FORM, access_model=ACCESS_MODELS[node], no_replay=False)
 
 
-def build_profile_node_configure() -> Element:
-    """The ``<pubsub xmlns='...#owner'>`` payload of the IQ set configuring our profile node: world-readable, and
-    its item never replayed (``send_last_published_item=never``).
+def build_profile_node_configure(node: str = PROFILE_NODE) -> Element:
+    """The ``<pubsub xmlns='...#owner'>`` payload of the IQ set configuring one of our profile nodes: its access
+    model, and its item never replayed (``send_last_published_item=never``).
 
     Profile events are for changes: without the second, the server pushes the stored item again at every login and
     to every new contact, which would reach the app as a profile event that changed nothing. Sent after a session's
-    first publish, and when a publish with options fails with ``precondition-not-met`` (another access model).
+    first publish, and when a publish with options fails with ``precondition-not-met`` (another access model, e.g.
+    a node published by an older Rostra with ``open``).
     """
     pubsub = etree.Element(_q(NS_PUBSUB_OWNER, "pubsub"), nsmap={None: NS_PUBSUB_OWNER})
-    configure = _sub(pubsub, NS_PUBSUB_OWNER, "configure", node=PROFILE_NODE)
-    configure.append(_node_form(NODE_CONFIG_FORM, no_replay=True))
+    configure = _sub(pubsub, NS_PUBSUB_OWNER, "configure", node=node)
+    configure.append(_node_form(NODE_CONFIG_FORM, access_model=ACCESS_MODELS[node], no_replay=True))
     return pubsub
 
 
-def build_profile_publish(fields: ProfileFields, *, with_options: bool = True) -> Element:
-    """The ``<pubsub>`` payload of the IQ set publishing ``fields`` as item ``current`` of ``urn:xmpp:vcard4``."""
+def build_profile_publish(fields: ProfileFields, *, node: str = PROFILE_NODE, with_options: bool = True) -> Element:
+    """The ``<pubsub>`` payload of the IQ set publishing ``fields`` as item ``current`` of ``node``.
+
+    For PUBLIC_PROFILE_NODE give the public copy (``fields.public()``): this builder writes what it is given.
+    """
     pubsub = etree.Element(_q(NS_PUBSUB, "pubsub"), nsmap={None: NS_PUBSUB})
-    publish = _sub(pubsub, NS_PUBSUB, "publish", node=PROFILE_NODE)
+    publish = _sub(pubsub, NS_PUBSUB, "publish", node=node)
     _sub(publish, NS_PUBSUB, "item", id=PROFILE_ITEM_ID).append(build_vcard(fields))
     if with_options:
-        _sub(pubsub, NS_PUBSUB, "publish-options").append(build_publish_options())
+        _sub(pubsub, NS_PUBSUB, "publish-options").append(build_publish_options(node))
     return pubsub
 
 
-def build_profile_items_request() -> Element:
-    """The ``<pubsub>`` payload of the IQ get reading a user's profile item."""
+def build_profile_items_request(node: str = PROFILE_NODE) -> Element:
+    """The ``<pubsub>`` payload of the IQ get reading a user's item of ``node`` (the whole profile by default)."""
     pubsub = etree.Element(_q(NS_PUBSUB, "pubsub"), nsmap={None: NS_PUBSUB})
-    _sub(pubsub, NS_PUBSUB, "items", node=PROFILE_NODE, max_items="1")
+    _sub(pubsub, NS_PUBSUB, "items", node=node, max_items="1")
     return pubsub
 
 
@@ -622,6 +676,10 @@ _SERVICE_UNAVAILABLE: Final[dict[str, type[RostraError]]] = {
 #: A profile read answered with one of these means "no readable profile": Prosody answers forbidden for a node
 #: that does not exist yet when the asker is not a contact (and servers do not tell whether the user exists).
 NO_PROFILE_CONDITIONS: Final = frozenset({"item-not-found", "forbidden"})
+#: A read of the whole profile (PROFILE_NODE, access model ``presence``) refused: the reader is not (or no longer)
+#: a contact, and reads the public copy instead. Prosody answers forbidden; ejabberd not-authorized with
+#: ``<presence-subscription-required/>``.
+FULL_PROFILE_REFUSED: Final = frozenset({"forbidden", "not-authorized"})
 #: What a server without server-to-server answers for another domain (Prosody: not-allowed; ejabberd with
 #: ``s2s_access: none``: forbidden): not found from here. Checked before NO_PROFILE_CONDITIONS for such a JID.
 REMOTE_REFUSED_CONDITIONS: Final = frozenset(

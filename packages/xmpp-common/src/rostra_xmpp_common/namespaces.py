@@ -23,6 +23,7 @@ __all__ = [
     "NS_METADATA",
     "NS_PING",
     "NS_PRIVATE",
+    "NS_PROFILE",
     "NS_PUBSUB",
     "NS_PUBSUB_EVENT",
     "NS_PUBSUB_OWNER",
@@ -36,6 +37,7 @@ __all__ = [
     "NS_UPLOAD",
     "NS_VCARD4",
     "PROFILE_NODE",
+    "PUBLIC_PROFILE_NODE",
     "PUBLISH_OPTIONS_FORM",
 ]
 
@@ -59,6 +61,8 @@ NS_VCARD4: Final = "urn:ietf:params:xml:ns:vcard-4.0"
 NS_LAST: Final = "jabber:iq:last"
 NS_PRIVATE: Final = "jabber:iq:private"
 NS_METADATA: Final = "urn:rostra:metadata:0"
+#: Rostra's own vCard4 extension properties (the owner's sharing choice).
+NS_PROFILE: Final = "urn:rostra:profile:0"
 NS_ROSTER: Final = "jabber:iq:roster"
 NS_UPLOAD: Final = "urn:xmpp:http:upload:0"
 NS_DISCO_INFO: Final = "http://jabber.org/protocol/disco#info"
@@ -68,6 +72,8 @@ NS_PING: Final = "urn:xmpp:ping"
 
 #: The PEP node of the profile (XEP-0292); ``PROFILE_NODE + "+notify"`` asks for its change events.
 PROFILE_NODE: Final = "urn:xmpp:vcard4"
+#: The PEP node of the profile's public copy (open access, no events): what users who are not contacts read.
+PUBLIC_PROFILE_NODE: Final = "urn:rostra:profile:public:0"
 #: The FORM_TYPE values of the pubsub publish-options and node-configuration forms.
 PUBLISH_OPTIONS_FORM: Final = "http://jabber.org/protocol/pubsub#publish-options"
 NODE_CONFIG_FORM: Final = "http://jabber.org/protocol/pubsub#node_config"
