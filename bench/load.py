@@ -29,6 +29,7 @@ import functools
 import json
 import math
 import resource
+import subprocess
 import sys
 import time
 import uuid
@@ -41,7 +42,8 @@ import anyio
 import rostra
 
 OPERATIONS = ("set_profile", "get_own_profile", "get_other_profile")
-SETUP_STEPS = ("register", "connect")
+SETUP_STEPS = ("register", "connect", "add_contact", "get_contacts")
+BEFRIEND_TIMEOUT = 60.0
 MAX_ERROR_MESSAGES = 5
 _EMPTY = {"nickName": "", "image": "", "thumbImage": "", "status": "", "mobileNumber": "", "email": ""}
 
@@ -71,7 +73,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def profile_change(index: int, seq: int) -> dict[str, str]:
+def profile_change(index: int, seq: int) -> dict[str, Any]:
     """The ``seq``-th partial update of session ``index``: set_user_profile keywords, values unique to both."""
     match seq % 4:
         case 0:
@@ -111,7 +113,9 @@ class LoadResult:
     connected: int = 0
     duration_s: float = 0.0
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPERATIONS, 0))
-    latencies: dict[str, list[float]] = field(default_factory=lambda: {kind: [] for kind in (*OPERATIONS, *SETUP_STEPS)})
+    latencies: dict[str, list[float]] = field(
+        default_factory=lambda: {kind: [] for kind in (*OPERATIONS, *SETUP_STEPS)}
+    )
     rss_before_kib: int = 0
     rss_connected_kib: int = 0
     errors: int = 0
@@ -152,37 +156,49 @@ class LoadResult:
         }
 
 
-class _Run:
-    """The shared state of one load run: the users, the start barrier, the window, the result."""
+class _Barrier:
+    """Opens once every session has arrived (set up or failed); ``on_open`` runs once, just before."""
 
-    def __init__(self, url: str, sessions: int, duration: float, setup_concurrency: int) -> None:
+    def __init__(self, parties: int, on_open: Callable[[], None] = lambda: None) -> None:
+        self._missing = parties
+        self._on_open = on_open
+        self._open = anyio.Event()
+
+    def arrive(self) -> None:
+        self._missing -= 1
+        if self._missing == 0:
+            self._on_open()
+            self._open.set()
+
+    async def wait(self) -> None:
+        await self._open.wait()
+
+
+class _Run:
+    """The shared state of one load run: the users, the setup barriers, the window, the result."""
+
+    def __init__(self, url: str, *, sessions: int, duration: float, setup_concurrency: int) -> None:
         self.result = LoadResult(url=url, sessions=sessions)
         self.users = [_User(index) for index in range(sessions)]
         self.duration = duration
         self.setup_slots = anyio.Semaphore(setup_concurrency)
-        self.all_set_up = anyio.Event()
-        self.set_up = 0
+        self.connected = _Barrier(sessions)
+        self.befriended = _Barrier(sessions, self._open_window)
         self.start = 0.0
         self.deadline = 0.0
         self.last_end = 0.0
         self.tag = uuid.uuid4().hex[:8]
 
-    def setup_done(self) -> None:
-        """One session finished setting up (connected or failed); the last one opens the window."""
-        self.set_up += 1
-        if self.set_up == len(self.users):
-            self.result.rss_connected_kib = resident_kib()
-            self.start = time.monotonic()
-            self.deadline = self.start + self.duration
-            self.all_set_up.set()
+    def _open_window(self) -> None:
+        self.result.rss_connected_kib = resident_kib()
+        self.start = time.monotonic()
+        self.deadline = self.start + self.duration
 
-    def peer_of(self, user: _User) -> _User | None:
-        """The next session (in a ring) whose user exists, or None when no other does."""
-        for step in range(1, len(self.users)):
-            peer = self.users[(user.index + step) % len(self.users)]
-            if peer.jid:
-                return peer
-        return None
+    def neighbours(self, user: _User) -> list[_User]:
+        """The previous and the next session in the ring whose users exist (not ``user``, each once)."""
+        count = len(self.users)
+        indices = dict.fromkeys([(user.index - 1) % count, (user.index + 1) % count])
+        return [self.users[index] for index in indices if index != user.index and self.users[index].jid]
 
 
 def _expected(user: _User, version: int) -> dict[str, Any]:
@@ -207,6 +223,7 @@ async def _timed(run: _Run, kind: str, call: Callable[[], Awaitable[Any]], label
 
 
 async def _set_up(run: _Run, sdk: rostra.Client, user: _User) -> bool:
+    """Register a fresh user and connect; True when both succeeded."""
     label = str(user.index)
     async with run.setup_slots:
         registered = await _timed(run, "register", lambda: sdk.register(f"load{run.tag}n{user.index}"), label)
@@ -221,10 +238,60 @@ async def _set_up(run: _Run, sdk: rostra.Client, user: _User) -> bool:
     return True
 
 
+class _Friends:
+    """The JIDs a contact listener has seen become friends, and a wait for a set of them."""
+
+    def __init__(self) -> None:
+        self.jids: set[str] = set()
+        self._changed = anyio.Event()
+
+    def on_contact(self, event: rostra.ContactEvent) -> None:
+        if event.data.is_friend:
+            self.jids.add(event.data.user_jid)
+            self._changed.set()
+
+    async def wait_for(self, wanted: set[str]) -> None:
+        while not wanted <= self.jids:
+            self._changed = anyio.Event()
+            await self._changed.wait()
+
+
+async def _befriend(run: _Run, sdk: rostra.Client, user: _User, friends: _Friends) -> bool:
+    """Add both ring neighbours (the requests cross, so each side accepts the other's); True once all are friends.
+
+    Friends see each other's whole profile (non-contacts may be shown less of it), and each profile change reaches
+    them as an event, as in a chat app.
+    """
+    label = str(user.index)
+    wanted = {peer.jid for peer in run.neighbours(user)}
+    async with run.setup_slots:
+        for jid in sorted(wanted):
+            if await _timed(run, "add_contact", functools.partial(sdk.add_contact, jid), label) is None:
+                return False
+    with anyio.move_on_after(BEFRIEND_TIMEOUT):
+        await friends.wait_for(wanted)
+    contacts = await _timed(run, "get_contacts", sdk.get_contacts, label)
+    if contacts is None:
+        return False
+    mutual = {contact.user_jid for contact in contacts.data if contact.is_friend}
+    if mutual != wanted:
+        run.result.error(
+            f"session {label}: friends {sorted(mutual)} after {BEFRIEND_TIMEOUT:g} s, not {sorted(wanted)}"
+        )
+        return False
+    return True
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def _check(run: _Run, label: str, kind: str, answer: Any, allowed: list[dict[str, Any]]) -> None:
     got = answer.to_dict()
     if got not in allowed:
-        run.result.error(f"session {label} {kind}: got {json.dumps(got['data'])}, expected {json.dumps(allowed[-1])}")
+        run.result.error(
+            f"session {label} {kind}: got {_compact(got['data'])}, expected {_compact(allowed[-1]['data'])}"
+        )
 
 
 async def _set_profile(run: _Run, sdk: rostra.Client, user: _User, seq: int) -> None:
@@ -256,17 +323,25 @@ async def _get_profile(run: _Run, sdk: rostra.Client, reader: _User, target: _Us
 
 
 async def _session(run: _Run, user: _User, options: dict[str, Any]) -> None:
-    connected = False
+    ready = False
+    friends = _Friends()
     try:
         async with rostra.Client(run.result.url, **options) as sdk:
+            sdk.add_contact_listener(friends.on_contact)
             try:
-                connected = await _set_up(run, sdk, user)
+                ready = await _set_up(run, sdk, user)
             finally:
-                run.setup_done()
-            await run.all_set_up.wait()
-            peer = run.peer_of(user) if connected else None
+                run.connected.arrive()
+            await run.connected.wait()
+            try:
+                ready = ready and await _befriend(run, sdk, user, friends)
+            finally:
+                run.befriended.arrive()
+            await run.befriended.wait()
+            following = run.users[(user.index + 1) % len(run.users)]
+            peer = following if following is not user and following.jid else None
             seq = 0
-            while connected and time.monotonic() < run.deadline:
+            while ready and time.monotonic() < run.deadline:
                 await _set_profile(run, sdk, user, seq)
                 seq += 1
                 if time.monotonic() < run.deadline:
@@ -285,8 +360,8 @@ async def run_load(
     sessions: int,
     duration: float,
     setup_concurrency: int = 25,
-    request_timeout: float = 30.0,
-    connect_timeout: float = 30.0,
+    request_timeout: float = 10.0,
+    connect_timeout: float = 10.0,
 ) -> LoadResult:
     """Run ``sessions`` concurrent SDK sessions against ``url`` for ``duration`` seconds; return what was measured.
 
@@ -294,7 +369,7 @@ async def run_load(
     """
     if sessions < 1 or duration <= 0 or setup_concurrency < 1:
         raise ValueError("sessions and setup_concurrency must be >= 1 and duration > 0")
-    run = _Run(url, sessions, duration, setup_concurrency)
+    run = _Run(url, sessions=sessions, duration=duration, setup_concurrency=setup_concurrency)
     options: dict[str, Any] = {
         "ca_file": ca_file,
         "request_timeout": request_timeout,
@@ -325,35 +400,81 @@ def report(name: str, summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def _one_transport(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Start a Prosody of our own, run the load on transport ``name`` against it, print and return the summary."""
     from rostra_xmpp._prosody import ProsodyServer  # only the command needs the launcher
 
+    with ProsodyServer(upload=False) as server:
+        url = server.ws_url if name == "ws" else server.xmpp_url
+        print(f"{name}: {args.sessions} sessions against {url} for {args.duration:g} s ...", flush=True)
+        load = functools.partial(
+            run_load,
+            url,
+            ca_file=str(server.ca_file),
+            sessions=args.sessions,
+            duration=args.duration,
+            setup_concurrency=args.setup_concurrency,
+            request_timeout=args.request_timeout,
+            connect_timeout=args.connect_timeout,
+        )
+        summary = anyio.run(load).summary()
+    print(report(name, summary), flush=True)
+    return summary
+
+
+def _in_child(name: str) -> dict[str, Any]:
+    """Run this script for transport ``name`` in a process of its own (so each memory figure starts clean)."""
+    command = [sys.executable, __file__, "--transport", name, *_passed_on(sys.argv[1:])]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
+        assert child.stdout is not None
+        last = ""
+        for line in child.stdout:
+            if line.startswith("{"):
+                last = line
+            else:
+                print(line, end="", flush=True)
+    if child.returncode not in (0, 1) or not last:
+        message = f"the {name} run exited with status {child.returncode} without its figures"
+        return {"sessions": 0, "errors": 1, "error_messages": [message]}
+    summary: dict[str, Any] = json.loads(last)["load"][name]
+    return summary
+
+
+def _passed_on(argv: list[str]) -> list[str]:
+    """``argv`` without its --transport option (the parent picks each child's)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--transport":
+            skip = True
+        elif not arg.startswith("--transport="):
+            kept.append(arg)
+    return kept
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=500)
     parser.add_argument("--duration", type=float, default=25.0, help="seconds of the measured window, per transport")
-    parser.add_argument("--transport", choices=("ws", "xmpp", "both"), default="both")
+    parser.add_argument(
+        "--transport",
+        choices=("ws", "xmpp", "both"),
+        default="both",
+        help="both: ws, then xmpp, each in its own process",
+    )
     parser.add_argument("--setup-concurrency", type=int, default=25, help="registrations and logins at a time")
+    parser.add_argument("--request-timeout", type=float, default=10.0, help="the Client's request_timeout (s)")
+    parser.add_argument("--connect-timeout", type=float, default=10.0, help="the Client's connect_timeout (s)")
     args = parser.parse_args()
 
-    soft, hard = raise_open_file_limit()
-    print(f"open-file limit: {soft} (hard {hard})", flush=True)
-    transports = ("ws", "xmpp") if args.transport == "both" else (args.transport,)
-    summaries: dict[str, dict[str, Any]] = {}
-    with ProsodyServer(upload=False) as server:
-        for name in transports:
-            url = server.ws_url if name == "ws" else server.xmpp_url
-            print(f"{name}: {args.sessions} sessions against {url} for {args.duration:g} s ...", flush=True)
-            load = functools.partial(
-                run_load,
-                url,
-                ca_file=str(server.ca_file),
-                sessions=args.sessions,
-                duration=args.duration,
-                setup_concurrency=args.setup_concurrency,
-            )
-            result = anyio.run(load)
-            summaries[name] = result.summary()
-            print(report(name, summaries[name]), flush=True)
+    soft, hard = raise_open_file_limit()  # before Prosody starts: it inherits the limit
+    if args.transport == "both":
+        summaries = {name: _in_child(name) for name in ("ws", "xmpp")}
+    else:
+        print(f"open-file limit: {soft} (hard {hard})", flush=True)
+        summaries = {args.transport: _one_transport(args.transport, args)}
     errors = sum(summary["errors"] for summary in summaries.values())
     print(json.dumps({"load": summaries, "errors": errors}))
     return 1 if errors else 0
