@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +101,66 @@ def test_a_credentials_path_that_is_a_directory_is_400(tmp_path: Path) -> None:
     assert caught.value.message == (
         f"the credentials file {str(tmp_path)!r} cannot be read (Is a directory): give a file path"
     )
+
+
+# -- atomic, private writes ----------------------------------------------------------------------------------------
+
+ALICE = rostra.Credentials(username="alice", password="pw-alice", user_jid="alice@localhost")
+BOB = rostra.Credentials(username="bob", password="pw-bob", user_jid="bob@localhost")
+
+
+def test_the_file_is_0600_even_when_it_was_opened_up_before(tmp_path: Path) -> None:
+    store_path = tmp_path / "store.json"
+    store = rostra.FileCredentialStore(store_path)
+    store.put("localhost", ALICE)
+    store_path.chmod(0o644)
+    store.put("localhost", BOB)
+    assert store_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_write_that_fails_before_the_replace_leaves_the_old_file_and_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store_path = tmp_path / "store.json"
+    store = rostra.FileCredentialStore(store_path)
+    store.put("localhost", ALICE)
+    old = store_path.read_bytes()
+    seen: list[tuple[str, int, bool]] = []
+
+    def failing_replace(source: str, target: object) -> None:
+        temp = Path(source)
+        seen.append((temp.parent.name, temp.stat().st_mode & 0o777, b'"bob"' in temp.read_bytes()))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="No space left on device"):
+        store.put("localhost", BOB)
+    assert seen == [(tmp_path.name, 0o600, True)]  # the temp file was whole, private, in the same folder
+    assert (store_path.read_bytes(), store_path.stat().st_mode & 0o777) == (old, 0o600)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.json", "store.json.lock"]
+
+
+# A writer that dies (SIGKILL) between writing its temp file and replacing the old one.
+_KILLED_WRITER = """
+import os, signal, sys
+import rostra
+os.replace = lambda source, target: os.kill(os.getpid(), signal.SIGKILL)
+store = rostra.FileCredentialStore(sys.argv[1])
+store.put("localhost", rostra.Credentials(username="bob", password="pw-bob", user_jid="bob@localhost"))
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_the_old_file_and_the_next_write_removes_its_temp_file(
+    tmp_path: Path,
+) -> None:
+    store_path = tmp_path / "store.json"
+    store = rostra.FileCredentialStore(store_path)
+    store.put("localhost", ALICE)
+    old = store_path.read_bytes()
+    killed = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(store_path)], check=False, timeout=60)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
+    after_kill = (killed.returncode, store_path.read_bytes(), store_path.stat().st_mode & 0o777, len(left))
+    store.put("localhost", rostra.Credentials(username="carol", password="pw-carol", user_jid="carol@localhost"))
+    assert after_kill == (-signal.SIGKILL, old, 0o600, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.json", "store.json.lock"]
+    assert (store.get("localhost", "alice"), store.get("localhost", "bob")) == (ALICE, None)

@@ -4,7 +4,8 @@ an account is its JID, so every URL and transport that reaches the same domain f
 Rules:
 - A store never logs or shows a password; ``Credentials``' repr hides it.
 - ``FileCredentialStore`` writes a 0600 JSON file atomically (temp file in the same folder, fsync, ``os.replace``)
-  inside a folder it creates with mode 0700. Every read-modify-write holds an exclusive advisory lock
+  inside a folder it creates with mode 0700; a crash mid-write leaves the old file (and a temp file, removed by
+  the next write). Every read-modify-write holds an exclusive advisory lock
   (``fcntl.flock``) on a sibling 0600 file ``<name>.lock``, so processes sharing one file (several ``rostra
   register`` at once) never lose each other's entries. Reads take no lock: the atomic replace makes them safe.
 - A file that is not a credentials file is an ``InvalidInputError`` naming it; it is never overwritten.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import fcntl
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -141,8 +143,13 @@ class FileCredentialStore(CredentialStore):
             ) from None
 
     def _write(self, content: _FileContent) -> None:
+        """Replace the file atomically. Called under the lock, so no other writer is between its mkstemp and its
+        replace: a temp file already there was left by a writer that died mid-write (SIGKILL) and is removed."""
         folder = self.path.parent
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for stale in folder.glob(f".{glob.escape(self.path.name)}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
         fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")  # mkstemp: mode 0600
         try:
             with os.fdopen(fd, "wb") as out:
