@@ -6,6 +6,8 @@ nox -s tests-ejabberd  the server-backed tests again, against ejabberd (installe
 nox -s conformance-deep  the conformance kit, 500 examples per transport (ROSTRA_TEST_SERVER=ejabberd: ejabberd)
 nox -s lint            ruff and mypy --strict
 nox -s bench           latency of get_user_profile through Rostra vs bare aioxmpp, as a ratio
+nox -s load            500 concurrent SDK sessions on ws://, then xmpp://, against a Prosody of its own: ops/s,
+                       p50/p99 per operation, memory per session, errors (must be 0); `-- --transport ws --duration 10`
 """
 
 from __future__ import annotations
@@ -79,3 +81,11 @@ def bench(session: nox.Session) -> None:
     _ensure_prosody(session)
     _install(session)
     session.run("python", "bench/profile_latency.py", *session.posargs)
+
+
+@nox.session
+def load(session: nox.Session) -> None:
+    """bench/load.py: register, connect, befriend, then set and read profiles for a bounded time; exits 1 on errors."""
+    _ensure_prosody(session)
+    _install(session)
+    session.run("python", "bench/load.py", *session.posargs)

@@ -1,8 +1,10 @@
 """Load: many concurrent Rostra SDK sessions in ONE process against a Prosody of our own, for a bounded time.
 
 Each session is a ``rostra.Client`` of its own (``async with``): it registers a fresh identifier, connects, waits
-until every session is connected, then, until the window closes, loops over three operations and checks every
-answer's exact value (a wrong value is an error, like an exception):
+until every session is connected, becomes friends with its two ring neighbours (so it reads the next one's whole
+profile, and each change of a neighbour's profile reaches it as an event, as in a chat app), waits until every
+session is, then, until the window closes, loops over three operations and checks every answer's exact value (a
+wrong value is an error, like an exception):
 
 - ``set_profile``: a partial ``set_user_profile`` (one or two fields, values that embed the session and a counter);
   the answer must be the whole profile this session expects after the change;
@@ -16,7 +18,7 @@ logins at once on two vCPUs take longer than the connect timeout. The soft open-
 one before Prosody starts (Prosody inherits it). Prosody runs with its Lua GC in generational mode.
 
 Prints, per transport: sessions, operations, ops/s, p50 and p99 latency (ms) per operation kind, resident memory
-per session (VmRSS after all sessions connected minus before any, divided by the sessions), and errors (count
+per session (VmRSS after all sessions connected and befriended minus before any, divided by the sessions), and errors (count
 and the first messages); then one JSON line. Exits 1 if any error happened.
 
     python bench/load.py [--sessions 500] [--duration 25] [--transport ws|xmpp|both]
