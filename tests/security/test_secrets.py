@@ -10,19 +10,26 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import socket
 import traceback
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import rostra
-from rostra import AuthenticationError, MemoryCredentialStore
+from rostra import AuthenticationError, FileCredentialStore, MemoryCredentialStore
+from rostra._memory_server import get_server
 
 pytestmark = pytest.mark.anyio
 
-# A SASL element that carries a payload: <auth ...>PAYLOAD</auth> or <response ...>PAYLOAD</response>.
-SASL_PAYLOAD = re.compile(rb"<(?:[\w-]+:)?(?:auth|response)\b[^>]*>[^<]+</", re.IGNORECASE)
+# A SASL element that carries a payload: <auth>, <response>, <challenge> or <success> with text.
+SASL_PAYLOAD = re.compile(rb"<(?:[\w-]+:)?(?:auth|response|challenge|success)\b[^>]*>[^<]+</", re.IGNORECASE)
+# SCRAM messages (RFC 5802) as text and as base64, wherever they might be shown: the client-first message
+# ("n,,n=user,r=..."; base64 "biwsbj0..."), the client-final one with its proof ("c=biws,r=...,p=..."; base64
+# "Yz1iaXdz..."), and the server-first one ("r=...,s=SALT,i=N"; base64 "cj0...").
+SCRAM_MESSAGE = re.compile(r"n,,n=|c=biws|biwsbj0|Yz1iaXdz|\br=[\w+/=-]{16,},s=[\w+/=]+,i=\d|,p=[\w+/]{20,}=*")
 
 
 @pytest.fixture
@@ -67,6 +74,7 @@ def secret_forms(username: str, password: str) -> list[str]:
 def leaks(text: str, forms: list[str]) -> list[str]:
     """What of ``forms`` (or of a SASL payload) ``text`` contains."""
     found = [form for form in forms if form in text]
+    found += SCRAM_MESSAGE.findall(text)
     found += [match.decode(errors="replace") for match in SASL_PAYLOAD.findall(text.encode(errors="replace"))]
     return found
 
@@ -111,3 +119,61 @@ async def test_the_registration_iq_is_muted_in_the_xmpp_wire_log(prosody, all_lo
 
     assert [text for text in wire if "jabber:iq:register" in text or "<password>" in text] == []
     assert [text for text in wire if "<!-- some bytes omitted -->" in text] != []
+
+
+def test_a_file_credential_store_shows_no_password(tmp_path: Path) -> None:
+    store = FileCredentialStore(tmp_path / "credentials.json")
+    password = "pw-" + uuid.uuid4().hex
+    store.put("localhost", rostra.Credentials(username="alice", password=password, user_jid="alice@localhost"))
+    shown = [repr(store), str(store), repr(store.get("localhost", "alice")), str(store.get("localhost", "alice"))]
+    assert [text for text in shown if leaks(text, secret_forms("alice", password))] == []
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts TCP connections and never sends a byte."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield int(listener.getsockname()[1])
+
+
+URLS = {"xmpp": "xmpp://127.0.0.1:{port}", "ws": "ws://127.0.0.1:{port}/xmpp-websocket"}
+
+
+@pytest.mark.parametrize("kind", list(URLS))
+@pytest.mark.parametrize("why", ["unreachable", "silent"])
+async def test_a_failed_connect_shows_no_secret(
+    kind: str, why: str, closed_port: int, silent_port: int, all_logs: list[str]
+) -> None:
+    port = closed_port if why == "unreachable" else silent_port
+    password = "pw-" + uuid.uuid4().hex
+    expected = rostra.UnreachableError if why == "unreachable" else rostra.RequestTimeoutError
+    async with rostra.Client(URLS[kind].format(port=port), connect_timeout=1.0) as sdk:
+        with pytest.raises(expected) as failed:
+            await sdk.connect("alice", password)
+        shown = [repr(sdk), str(failed.value), repr(failed.value), "".join(traceback.format_exception(failed.value))]
+    forms = secret_forms("alice", password)
+    assert [text for text in shown if leaks(text, forms)] == []
+    assert [text for text in all_logs if leaks(text, forms)] == []
+
+
+async def test_a_failed_connect_on_memory_shows_no_secret(all_logs: list[str]) -> None:
+    name = f"secrets-{uuid.uuid4().hex}"
+    get_server(name).reachable = False
+    password = "pw-" + uuid.uuid4().hex
+    async with rostra.Client(f"memory://{name}") as sdk:
+        with pytest.raises(rostra.UnreachableError) as failed:
+            await sdk.connect("alice", password)
+        shown = [repr(sdk), str(failed.value), repr(failed.value), "".join(traceback.format_exception(failed.value))]
+    forms = secret_forms("alice", password)
+    assert [text for text in shown if leaks(text, forms)] == []
+    assert [text for text in all_logs if leaks(text, forms)] == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, NoReturn
@@ -44,6 +45,23 @@ _log = logging.getLogger("rostra_xmpp")
 # default (Python's last-resort handler would): applications that configure logging still receive the records.
 for _name in ("rostra_xmpp", "aioxmpp"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
+
+# aioxmpp mutes what it sends during SASL, but its DEBUG wire log shows what it RECEIVES: the server's SCRAM
+# challenge (nonce, salt, iteration count) and success (server signature). Those payloads are cut from the record.
+_SASL_PAYLOAD = re.compile(rb"(<(?:[\w-]+:)?(?:auth|response|challenge|success)\b[^>]*>)[^<]+")
+
+
+class _MuteSaslPayloads(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(arg, bytes) for arg in record.args):
+            record.args = tuple(
+                _SASL_PAYLOAD.sub(rb"\1<!-- SASL payload omitted -->", arg) if isinstance(arg, bytes) else arg
+                for arg in record.args
+            )
+        return True
+
+
+logging.getLogger("rostra_xmpp.aioxmpp.XMLStream").addFilter(_MuteSaslPayloads())
 
 
 class PinnedConnectError(Exception):
