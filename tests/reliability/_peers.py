@@ -17,13 +17,18 @@ Everything is anyio, so the proxy runs under asyncio and trio. The tests import 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Literal
 
 import anyio
 import anyio.abc
 import sniffio
+
+import rostra
+from _prosody import XmppServer
 
 Mode = Literal["pass", "silent", "after-upgrade"]
 _HEADERS_END = b"\r\n\r\n"
@@ -39,6 +44,7 @@ class Proxy:
         self.opened = 0  # client connections accepted
         self.closed = 0  # client connections that ended (the client closed or reset them)
         self.held_bytes = 0  # server-to-client bytes held back so far (delivered late, or dropped at close)
+        self.sent_bytes = 0  # client-to-server bytes forwarded so far: what the client sent
         self._thawed = anyio.Event()
         self._thawed.set()
         self._changed = anyio.Event()
@@ -76,7 +82,7 @@ class Proxy:
                 async with upstream, anyio.create_task_group() as group:
 
                     async def to_server() -> None:
-                        await _pump(client, upstream)
+                        await _pump(client, upstream, self)
                         group.cancel_scope.cancel()
 
                     group.start_soon(to_server)
@@ -120,12 +126,13 @@ async def _send(stream: anyio.abc.SocketStream, data: bytes) -> bool:
     return True
 
 
-async def _pump(source: anyio.abc.SocketStream, sink: anyio.abc.SocketStream) -> None:
+async def _pump(source: anyio.abc.SocketStream, sink: anyio.abc.SocketStream, proxy: Proxy) -> None:
     while True:
         try:
             data = await source.receive()
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             return
+        proxy.sent_bytes += len(data)
         if not await _send(sink, data):
             return
 
@@ -193,3 +200,64 @@ async def wait_no_new_tasks(before: set[object], limit: float = 5.0) -> set[obje
         while live_tasks() - before:  # noqa: ASYNC110 - no event tells when a task ends: polled
             await anyio.sleep(0.02)
     return live_tasks() - before
+
+
+# -- clients on the suite's server ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Account:
+    username: str
+    password: str
+    jid: str
+
+
+@dataclass
+class Clients:
+    """Clients on the suite's server, directly (``direct_url``) or through ``proxy`` (``proxy_url``), all closed
+    with ``stack``."""
+
+    server: XmppServer
+    kind: str  # "xmpp" or "ws"
+    proxy: Proxy
+    stack: AsyncExitStack
+
+    @property
+    def direct_url(self) -> str:
+        return self.server.xmpp_url if self.kind == "xmpp" else self.server.ws_url
+
+    @property
+    def proxy_url(self) -> str:
+        return self.proxy.url(self.kind, host_port(self.direct_url)[2])
+
+    async def client(self, url: str, **options: object) -> rostra.Client:
+        return await self.stack.enter_async_context(rostra.Client(url, ca_file=str(self.server.ca_file), **options))
+
+    async def account(self, name: str = "") -> Account:
+        """A fresh account (registered directly, not through the proxy), with ``name`` as its profile name."""
+        sdk = await self.client(self.direct_url)
+        data = (await sdk.register(f"t{uuid.uuid4().hex}")).data
+        if name:
+            await sdk.connect(data.username, data.password)
+            await sdk.set_user_profile(name=name)
+            await sdk.logout()
+        return Account(data.username, data.password, data.user_jid)
+
+    async def connected(self, account: Account, url: str | None = None, **options: object) -> rostra.Client:
+        sdk = await self.client(url or self.direct_url, **options)
+        await sdk.connect(account.username, account.password)
+        return sdk
+
+
+@asynccontextmanager
+async def clients_on(server: XmppServer, kind: str) -> AsyncIterator[Clients]:
+    host, port, _ = host_port(server.xmpp_url if kind == "xmpp" else server.ws_url)
+    async with proxy_to(host, port) as proxy, AsyncExitStack() as stack:
+        yield Clients(server, kind, proxy, stack)
+
+
+def statuses(sdk: rostra.Client) -> list[rostra.ConnectionStatus]:
+    """Every status the connection listeners of ``sdk`` see from now on."""
+    seen: list[rostra.ConnectionStatus] = []
+    sdk.add_connection_listener(lambda event: seen.append(event.status))
+    return seen

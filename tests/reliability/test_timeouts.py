@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
 
 import anyio
 import pytest
-from _peers import Proxy, host_port, live_tasks, proxy_to, wait_no_new_tasks
+from _peers import Clients as Env
+from _peers import clients_on, live_tasks, statuses, wait_no_new_tasks
 
 import rostra
 from _prosody import XmppServer
@@ -46,55 +45,10 @@ def kind(case: tuple[str, str]) -> str:
     return case[0]
 
 
-@dataclass
-class Account:
-    username: str
-    password: str
-    jid: str
-
-
-@dataclass
-class Env:
-    server: XmppServer
-    kind: str
-    proxy: Proxy
-    stack: AsyncExitStack
-
-    @property
-    def direct_url(self) -> str:
-        return self.server.xmpp_url if self.kind == "xmpp" else self.server.ws_url
-
-    @property
-    def proxy_url(self) -> str:
-        _, _, path = host_port(self.direct_url)
-        return self.proxy.url(self.kind, path)
-
-    async def client(self, url: str, **options: object) -> rostra.Client:
-        return await self.stack.enter_async_context(rostra.Client(url, ca_file=str(self.server.ca_file), **options))
-
-    async def account(self, name: str = "") -> Account:
-        """A fresh account (registered directly, not through the proxy), with ``name`` as its profile name."""
-        sdk = await self.client(self.direct_url)
-        data = (await sdk.register(f"t{uuid.uuid4().hex}")).data
-        if name:
-            await sdk.connect(data.username, data.password)
-            await sdk.set_user_profile(name=name)
-            await sdk.logout()
-        return Account(data.username, data.password, data.user_jid)
-
-
 @pytest.fixture
 async def env(kind: str, xmpp_server: XmppServer) -> AsyncIterator[Env]:
-    direct = xmpp_server.xmpp_url if kind == "xmpp" else xmpp_server.ws_url
-    host, port, _ = host_port(direct)
-    async with proxy_to(host, port) as proxy, AsyncExitStack() as stack:
-        yield Env(xmpp_server, kind, proxy, stack)
-
-
-def statuses(sdk: rostra.Client) -> list[S]:
-    seen: list[S] = []
-    sdk.add_connection_listener(lambda event: seen.append(event.status))
-    return seen
+    async with clients_on(xmpp_server, kind) as clients:
+        yield clients
 
 
 # -- connect ------------------------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ def _check_url(url: str) -> ImageURL:
     hint = "give a URL like 'https://example.com/me.png'"
     if len(url) > MAX_URL_CHARS:
         raise InvalidInputError(f"the image URL is longer than {MAX_URL_CHARS} characters: {hint}")
-    if any(char.isspace() or unicodedata.category(char) in ("Cc", "Cs") for char in url):
+    if any(char.isspace() or unicodedata.category(char) in ("Cc", "Cs") or char in "\ufffe\uffff" for char in url):
         raise InvalidInputError(f"the image URL contains whitespace or a control character: percent-encode it; {hint}")
     try:
         parts = urllib.parse.urlsplit(url)

@@ -1,0 +1,204 @@
+"""Hostile and odd input, from the caller and from the server, through the Client on the suite's XMPP server.
+
+From the caller (xmpp:// and ws://): unicode and XML metacharacters in every text field come back exactly, read by
+the author, by another user and in a contact's profile event; control characters, surrogates and non-characters
+are a 400 and nothing reaches the wire (the proxy in front of the server counts the client's bytes).
+From the server: see the sections below.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import anyio
+import msgspec
+import pytest
+from _peers import Account, Clients, clients_on
+
+import rostra
+from _prosody import XmppServer
+
+pytestmark = pytest.mark.anyio
+
+GUARD = 15  # the bound of every wait that must not hang
+
+# Names are at most 30 code points; every value is kept exactly (no normalization: NFC and NFD differ).
+UNICODE_NAMES = [
+    "Zoë",  # NFC
+    "Zoe\u0308",  # NFD: a combining diaeresis
+    "Z\u0351\u0315a\u0364\u0368l\u036bg\u0310o",  # stacked combining marks
+    "שָׁלוֹם עולם",  # Hebrew with points: right-to-left
+    "مرحبا 42",  # Arabic and digits
+    "\u200fRTL mark",
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝟙𝟚𝟛",  # astral-plane letters  # noqa: RUF001 - look-alikes on purpose
+    "🦄🐉𓂀",  # astral-plane emoji and a hieroglyph
+    "👨‍👩‍👧‍👦 👩🏽‍💻",  # ZWJ sequences, a skin tone
+    "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f 1️⃣",  # a tag sequence flag, a keycap
+]
+UNICODE_STATUSES = [
+    "".join(UNICODE_NAMES)[:139],
+    "  leading and trailing spaces  ",
+    "\u200b\u2060\ufeff",  # invisible format characters only: a status may be blank
+]
+# XML metacharacters and things that look like markup or entities, in every free-text field.
+MARKUP = [
+    "<>&'\"",
+    "]]>",
+    "&amp; &lt;b&gt;",
+    "&#x41;&#65;",
+    "<![CDATA[x]]>",
+    "<!-- c --><?pi x?>",
+    "</text></nickname>",
+    "<!DOCTYPE x [<!ENTITY e 'boom'>]>&e;",
+]
+MARKUP_EMAILS = ["o'brien&co@example.com", "&amp&lt'@example.com"]
+MARKUP_URL = "https://example.org/a.png?q=<&>'\"]]>&amp;&#x41;<![CDATA[x]]>"
+MARKUP_METADATA = {"<k>&amp;'\"": "]]>&#x41;<![CDATA[v]]>", "&lt;": "</query><x/>", "plan": "<!-- -->"}
+# Every code point no string argument may hold: C0 controls, DEL, C1 controls, surrogates (their ends), U+FFFE/F.
+FORBIDDEN = [
+    *map(chr, range(0x20)),
+    "\x7f",
+    *map(chr, range(0x80, 0xA0)),
+    *map(chr, (0xD800, 0xDBFF, 0xDC00, 0xDFFF, 0xFFFE, 0xFFFF)),
+]
+
+KINDS = ["xmpp", "ws"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # aioxmpp, behind xmpp://, runs on asyncio only
+
+
+@pytest.fixture(params=KINDS)
+async def clients(request: pytest.FixtureRequest, xmpp_server: XmppServer) -> AsyncIterator[Clients]:
+    async with clients_on(xmpp_server, request.param) as made:
+        yield made
+
+
+async def befriend(a: rostra.Client, a_jid: str, b: rostra.Client, b_jid: str) -> None:
+    friends = {a_jid: anyio.Event(), b_jid: anyio.Event()}
+
+    def on_contact(event: rostra.ContactEvent) -> None:
+        if event.data.is_friend and event.data.user_jid in friends:
+            friends[event.data.user_jid].set()
+
+    a.add_contact_listener(on_contact)
+    b.add_contact_listener(on_contact)
+    with anyio.fail_after(GUARD):
+        await a.add_contact(b_jid)
+        await b.add_contact(a_jid)
+        await friends[a_jid].wait()
+        await friends[b_jid].wait()
+
+
+class Pushed:
+    """The profile events ``sdk`` receives for ``jid``, as the server pushes them."""
+
+    def __init__(self, sdk: rostra.Client, jid: str) -> None:
+        self.jid = jid
+        self.profiles: list[rostra.Profile] = []
+        self._changed = anyio.Event()
+        sdk.add_user_profile_listener(self._on)
+
+    def _on(self, event: rostra.ProfileEvent) -> None:
+        if event.data.user_jid == self.jid:
+            self.profiles.append(event.data)
+            self._changed.set()
+
+    async def next(self) -> rostra.Profile:
+        with anyio.fail_after(GUARD):
+            while not self.profiles:
+                self._changed = anyio.Event()
+                await self._changed.wait()
+        return self.profiles.pop(0)
+
+
+_ATTRIBUTES = {"name": "nick_name"}
+
+
+def _pick(profile: rostra.Profile, change: dict[str, str]) -> dict[str, str]:
+    return {field: getattr(profile, _ATTRIBUTES.get(field, field)) for field in change}
+
+
+async def round_trips(clients: Clients, changes: list[dict[str, str]]) -> list[tuple[dict[str, str], ...]]:
+    """For each change: ``(what set returned, what the author reads, what the contact reads, what the contact's
+    profile event holds)``, each restricted to the changed fields."""
+    alice, bob = await clients.account(), await clients.account()
+    author, contact = await clients.connected(alice), await clients.connected(bob)
+    await befriend(author, alice.jid, contact, bob.jid)
+    pushed = Pushed(contact, alice.jid)
+    outcomes = []
+    for change in changes:
+        stored = (await author.set_user_profile(**change)).data
+        event = await pushed.next()
+        own = (await author.get_user_profile(alice.jid)).data
+        other = (await contact.get_user_profile(alice.jid)).data
+        pushed.profiles.clear()  # the contact's own read is a profile event too
+        outcomes.append((_pick(stored, change), _pick(own, change), _pick(other, change), _pick(event, change)))
+    return outcomes
+
+
+async def test_unicode_names_and_statuses_round_trip_exactly(clients: Clients) -> None:
+    changes = [{"name": name} for name in UNICODE_NAMES] + [{"status": status} for status in UNICODE_STATUSES]
+    assert await round_trips(clients, changes) == [(change,) * 4 for change in changes]
+
+
+async def test_xml_metacharacters_in_every_profile_field_round_trip_exactly(clients: Clients) -> None:
+    changes = [
+        *({"name": text[:30], "status": text * 3} for text in MARKUP),
+        *({"email": email} for email in MARKUP_EMAILS),
+        {"image": MARKUP_URL},
+        {"name": "".join(MARKUP)[:30], "status": "".join(MARKUP)[:139], "email": MARKUP_EMAILS[0]},
+    ]
+    assert await round_trips(clients, changes) == [(change,) * 4 for change in changes]
+
+
+async def test_xml_metacharacters_in_metadata_round_trip_exactly(clients: Clients) -> None:
+    sdk = await clients.client(clients.direct_url)
+    data = (await sdk.register(f"m{uuid.uuid4().hex}", MARKUP_METADATA)).data
+    await sdk.connect(data.username, data.password)
+    assert (await sdk.get_metadata()).data == MARKUP_METADATA
+
+
+async def test_forbidden_characters_in_any_argument_are_400_and_nothing_is_sent(clients: Clients) -> None:
+    alice = await clients.account("Alice")
+    sdk = await clients.connected(alice, clients.proxy_url)
+    before = (await sdk.get_user_profile(alice.jid)).data
+    # Frozen: the server's own queries (disco of our caps...) cannot reach the client, so it has nothing to answer
+    # and every byte it sends meanwhile would come from the calls below.
+    clients.proxy.freeze()
+    sent = clients.proxy.sent_bytes
+    calls = {
+        "name": lambda bad: sdk.set_user_profile(name=f"A{bad}b"),
+        "status": lambda bad: sdk.set_user_profile(status=f"{bad}busy"),
+        "mobile_number": lambda bad: sdk.set_user_profile(mobile_number=f"+14155552671{bad}"),
+        "email": lambda bad: sdk.set_user_profile(email=f"a{bad}@example.com"),
+        "image": lambda bad: sdk.set_user_profile(image=f"https://example.org/{bad}.png"),
+        "jid": lambda bad: sdk.get_user_profile(f"bo{bad}b@localhost"),
+        "contact": lambda bad: sdk.add_contact(f"bob@localhost/{bad}"),
+        "metadata": lambda bad: sdk.register("fresh1", {"plan": bad}),
+    }
+    outcomes: dict[tuple[str, str], int | str] = {}
+    for field, call in calls.items():
+        for bad in FORBIDDEN:
+            try:
+                await call(bad)
+                outcomes[(field, f"U+{ord(bad):04X}")] = "accepted"
+            except rostra.RostraError as exc:
+                outcomes[(field, f"U+{ord(bad):04X}")] = exc.status_code
+    sent = clients.proxy.sent_bytes - sent
+    clients.proxy.thaw()
+    after = (await (await clients.connected(alice)).get_user_profile(alice.jid)).data
+    assert set(outcomes.values()) == {400}, {key: code for key, code in outcomes.items() if code != 400}
+    assert (len(outcomes), sent, after) == (len(calls) * len(FORBIDDEN), 0, before)
+
+
+async def test_a_refused_argument_leaves_the_session_usable(clients: Clients) -> None:
+    alice: Account = await clients.account("Alice")
+    sdk = await clients.connected(alice)
+    with pytest.raises(rostra.InvalidInputError):
+        await sdk.set_user_profile(name="ok", status="bad\x00")
+    before = (await sdk.get_user_profile(alice.jid)).data
+    assert (await sdk.set_user_profile(status="fine")).data == msgspec.structs.replace(before, status="fine")
