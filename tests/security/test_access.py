@@ -136,3 +136,31 @@ async def test_a_raw_write_into_another_users_profile_and_metadata_is_refused(ma
     assert answers == REFUSALS[selected_server()]
     assert after == before
     assert (stranger_view.nick_name, stranger_view.mobile_number) == ("Ada", "")
+
+
+async def test_a_failed_publish_of_the_whole_profile_leaves_both_nodes_as_they_were(
+    make_xmpp_user, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    owner, stranger = await make_xmpp_user(), await make_xmpp_user()
+    await owner.sdk.set_user_profile(name="Ada", mobile_number=PHONE, email=EMAIL, share_contact_details=True)
+    session = owner.sdk._session
+    publish = session._publish  # type: ignore[union-attr]
+    published: list[str] = []
+
+    async def second_fails(node: str, fields: ProfileFields) -> None:
+        published.append(node)
+        if node == mapping.PROFILE_NODE:
+            raise rostra.ServerError("set profile failed (internal-server-error): the test's failure")
+        await publish(node, fields)
+
+    monkeypatch.setattr(session, "_publish", second_fails)
+    with pytest.raises(rostra.ServerError):
+        await owner.sdk.set_user_profile(name="Eve", share_contact_details=False)
+    monkeypatch.undo()
+    own, seen = (
+        (await owner.sdk.get_user_profile(owner.jid)).data,
+        (await stranger.sdk.get_user_profile(owner.jid)).data,
+    )
+    # The public copy was written (without the number), then restored from the whole profile the server kept.
+    assert published == [mapping.PUBLIC_PROFILE_NODE, mapping.PROFILE_NODE, mapping.PUBLIC_PROFILE_NODE]
+    assert [(p.nick_name, p.mobile_number, p.email) for p in (own, seen)] == [("Ada", PHONE, EMAIL)] * 2
