@@ -17,15 +17,21 @@ Everything is anyio, so the proxy runs under asyncio and trio. The tests import 
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
 import anyio
 import anyio.abc
 import sniffio
+from lxml import etree
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import AcceptConnection, CloseConnection, Event, Message, Ping, Request, TextMessage
 
 import rostra
 from _prosody import XmppServer
@@ -261,3 +267,144 @@ def statuses(sdk: rostra.Client) -> list[rostra.ConnectionStatus]:
     seen: list[rostra.ConnectionStatus] = []
     sdk.add_connection_listener(lambda event: seen.append(event.status))
     return seen
+
+
+# -- a scripted XMPP-over-WebSocket server (plaintext: everything it sends is the test's choice) -------------------
+
+FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
+WS_OPEN = f"<open xmlns='{FRAMING}' from='localhost' id='s1' version='1.0'/>"
+_WS_FEATURES = (
+    "<stream:features xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:client'>{}</stream:features>"
+)
+_SASL = "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms>"
+_BIND = "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
+PEER_JID = "alice@localhost"
+
+
+class WsPeerClosed(Exception):
+    """The client closed the WebSocket (or the TCP connection)."""
+
+
+class WsPeer:
+    """The server side of one WebSocket connection, driven by a test's script (wsproto over an anyio stream)."""
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self.stream = stream
+        self.ws = WSConnection(ConnectionType.SERVER)
+        self._events: deque[Event] = deque()
+
+    async def _event(self) -> Event:
+        while not self._events:
+            try:
+                data = await self.stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                raise WsPeerClosed from None
+            self.ws.receive_data(data)
+            self._events.extend(self.ws.events())
+        return self._events.popleft()
+
+    async def recv(self) -> etree._Element:
+        """The next element the client sent (pings answered on the way)."""
+        while True:
+            event = await self._event()
+            if isinstance(event, Request):
+                await self.stream.send(self.ws.send(AcceptConnection(subprotocol="xmpp")))
+            elif isinstance(event, TextMessage):
+                return etree.fromstring(event.data)
+            elif isinstance(event, Ping):
+                await self.stream.send(self.ws.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                if self.ws.state is ConnectionState.REMOTE_CLOSING:
+                    await self.stream.send(self.ws.send(event.response()))
+                raise WsPeerClosed
+
+    async def send(self, text: str) -> None:
+        await self.stream.send(self.ws.send(Message(data=text)))
+
+    async def send_frame(self, opcode: int, payload: bytes) -> None:
+        """One raw, final, unmasked frame (a server's frames are unmasked): what wsproto would refuse to make."""
+        assert len(payload) < 126
+        await self.stream.send(bytes([0x80 | opcode, len(payload)]) + payload)
+
+    async def reply(self, iq: etree._Element, payload: str = "") -> None:
+        await self.send(f"<iq xmlns='jabber:client' type='result' id='{iq.get('id')}'>{payload}</iq>")
+
+    async def login(self) -> None:
+        """RFC 7395 framing, SASL PLAIN (any password), bind, the roster get and the initial presence."""
+        await self.recv()  # <open/>
+        await self.send(WS_OPEN)
+        await self.send(_WS_FEATURES.format(_SASL))
+        await self.recv()  # <auth/>
+        await self.send("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+        await self.recv()  # <open/> again
+        await self.send(WS_OPEN)
+        await self.send(_WS_FEATURES.format(_BIND))
+        bind = await self.recv()
+        await self.reply(bind, f"<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>{PEER_JID}/r1</jid></bind>")
+        await self.reply(await self.recv(), "<query xmlns='jabber:iq:roster'/>")
+        await self.recv()  # the initial presence
+
+    async def serve(self) -> None:
+        """Answer every IQ with an empty result and ``<close/>`` as Prosody does, until the client goes."""
+        while True:
+            element = await self.recv()
+            if element.tag == f"{{{FRAMING}}}close":
+                await self.send(f"<close xmlns='{FRAMING}'/>")
+                await self.stream.send(self.ws.send(CloseConnection(code=1000)))
+            elif element.tag == "{jabber:client}iq" and element.get("type") in ("get", "set"):
+                await self.reply(element)
+
+
+WsScript = Callable[[WsPeer], Awaitable[None]]
+
+
+@asynccontextmanager
+async def ws_peer(first: WsScript) -> AsyncIterator[tuple[str, list[WsPeer]]]:
+    """A WebSocket XMPP server on 127.0.0.1: ``first`` runs the first connection, later ones (a reconnect) log in
+    and are served. Yields its ws:// URL and the peers."""
+    peers: list[WsPeer] = []
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def later(peer: WsPeer) -> None:
+        await peer.login()
+        await peer.serve()
+
+    async def handle(stream: anyio.abc.ByteStream) -> None:
+        peer = WsPeer(stream)
+        peers.append(peer)
+        try:
+            await (first if len(peers) == 1 else later)(peer)
+        except (WsPeerClosed, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+        finally:
+            await stream.aclose()
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await listener.serve(handle)
+
+    async with anyio.create_task_group() as group:
+        await group.start(serve)
+        try:
+            yield f"ws://127.0.0.1:{port}/xmpp-websocket", peers
+        finally:
+            group.cancel_scope.cancel()
+
+
+@contextmanager
+def loop_errors() -> Iterator[list[str]]:
+    """What the asyncio loop's exception handler receives meanwhile ("Task exception was never retrieved"...), as
+    messages; under trio an escaping error ends the run instead, so the list stays empty."""
+    found: list[str] = []
+    if sniffio.current_async_library() != "asyncio":
+        yield found
+        return
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: found.append(str(context.get("message"))))
+    try:
+        yield found
+        gc.collect()  # futures and tasks report a lost exception when they are collected
+    finally:
+        loop.set_exception_handler(previous)

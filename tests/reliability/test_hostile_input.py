@@ -8,16 +8,20 @@ From the server: see the sections below.
 
 from __future__ import annotations
 
+import resource
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 import msgspec
 import pytest
-from _peers import Account, Clients, clients_on
+from _peers import Account, Clients, WsPeer, clients_on, loop_errors, statuses, ws_peer
+from lxml import etree
+from wsproto.events import CloseConnection
 
 import rostra
 from _prosody import XmppServer
+from rostra import ConnectionStatus as S
 
 pytestmark = pytest.mark.anyio
 
@@ -202,3 +206,124 @@ async def test_a_refused_argument_leaves_the_session_usable(clients: Clients) ->
         await sdk.set_user_profile(name="ok", status="bad\x00")
     before = (await sdk.get_user_profile(alice.jid)).data
     assert (await sdk.set_user_profile(status="fine")).data == msgspec.structs.replace(before, status="fine")
+
+
+# -- from the server, over ws:// (plaintext: a scripted peer sends exactly the bytes under test) ------------------
+
+BILLION_LAUGHS = (
+    "<!DOCTYPE lolz [<!ENTITY lol0 'lol'>"
+    + "".join(f"<!ENTITY lol{i} '{f'&lol{i - 1};' * 10}'>" for i in range(1, 10))
+    + "]>"
+)
+
+
+def _iq_reply(iq: etree._Element, inner: str, namespace: str = "jabber:client") -> str:
+    return f"<iq xmlns='{namespace}' type='result' id='{iq.get('id')}'>{inner}</iq>"
+
+
+BREAKERS: dict[str, Callable[[WsPeer, etree._Element], Awaitable[None]]] = {
+    "not-well-formed": lambda peer, iq: peer.send(_iq_reply(iq, "<query xmlns='jabber:iq:private'>")[:-5]),
+    "billion-laughs": lambda peer, iq: peer.send(BILLION_LAUGHS + _iq_reply(iq, "&lol9;")),
+    "entity-reference": lambda peer, iq: peer.send(_iq_reply(iq, "&xxe;")),
+    "over-the-size-cap": lambda peer, iq: peer.send(_iq_reply(iq, "<query xmlns='jabber:iq:private'/>" + " " * 5000)),
+    "wrong-namespace": lambda peer, iq: peer.send(_iq_reply(iq, "", namespace="jabber:server")),
+    "binary-message": lambda peer, iq: peer.send_frame(0x2, b"<iq/>"),
+    "invalid-utf-8": lambda peer, iq: peer.send_frame(0x1, b"<iq id='\xff\xfe'/>"),
+    "close-frame-without-close-element": lambda peer, iq: peer.stream.send(peer.ws.send(CloseConnection(code=1000))),
+}
+WS_CASES = ["asyncio", "trio"]
+# What connection listeners see when the server breaks the stream: once DISCONNECTED (a Client that does not
+# reconnect), or once RECONNECTING and, as the fake server takes the next login, CONNECTED.
+LOSS = ([S.DISCONNECTED], [S.RECONNECTING], [S.RECONNECTING, S.CONNECTED])
+
+
+@pytest.mark.parametrize("anyio_backend", WS_CASES)
+@pytest.mark.parametrize("breaker", BREAKERS)
+async def test_a_server_that_breaks_the_stream_fails_the_pending_request_and_is_reported_once(breaker: str) -> None:
+    async def script(peer: WsPeer) -> None:
+        await peer.login()
+        await BREAKERS[breaker](peer, await peer.recv())
+        await peer.serve()
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with loop_errors() as errors:
+        async with ws_peer(script) as (url, _), rostra.Client(url, allow_plain=True, max_message_bytes=4096) as sdk:
+            await sdk.connect("alice", "secret")
+            seen = statuses(sdk)
+            with anyio.fail_after(GUARD), pytest.raises(rostra.RostraError) as caught:
+                await sdk.get_metadata()  # request_timeout is 10 s: only the broken stream ends it this soon
+            await anyio.sleep(0.5)  # a second loss status would come now
+            outcome = (type(caught.value).__name__, caught.value.status_code, list(seen))
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    assert (outcome[:2], outcome[2] in LOSS, errors, grown_mib < 64) == (("UnreachableError", 503), True, [], True)
+
+
+_VCARD = (
+    "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:vcard4'><item id='current'>{}</item>"
+    "</items></pubsub>"
+)
+# (the call, the payload of its reply, the outcome: 200 or the RostraError's code). A profile the mapping cannot use
+# reads as empty (200); any other unusable answer is a ServerError (500); the session goes on either way.
+GARBAGE_REPLIES: dict[str, tuple[str, str, int]] = {
+    "profile-markup-in-text": (
+        "get_user_profile",
+        _VCARD.format(
+            "<vcard xmlns='urn:ietf:params:xml:ns:vcard-4.0'><nickname><text>x<b/>y</text></nickname>"
+            "<tel><uri>not-a-tel</uri></tel><email><text>no email</text></email></vcard>"
+        ),
+        200,
+    ),
+    "profile-wrong-namespace": (
+        "get_user_profile",
+        _VCARD.format("<vcard xmlns='urn:x:garbage'><nickname/></vcard>"),
+        200,
+    ),
+    "profile-no-items": ("get_user_profile", "<pubsub xmlns='http://jabber.org/protocol/pubsub'/><extra/>", 200),
+    "metadata-junk": (
+        "get_metadata",
+        "<query xmlns='jabber:iq:private'><rostra xmlns='urn:rostra:metadata:0'><entry/>junk</rostra></query>",
+        500,
+    ),
+    "metadata-wrong-namespace": ("get_metadata", "<query xmlns='urn:x:garbage'/>", 500),
+    "roster-junk": (
+        "get_contacts",
+        "<query xmlns='jabber:iq:roster'><item/><item jid='@@@' subscription='sideways'/></query>",
+        500,
+    ),
+    "last-seen-not-a-number": ("get_last_seen", "<query xmlns='jabber:iq:last' seconds='soon'/>", 500),
+    "last-seen-negative": ("get_last_seen", "<query xmlns='jabber:iq:last' seconds='-5'/>", 500),
+    "error-without-condition": ("get_metadata", "<error type='bogus'><nonsense xmlns='urn:x'/></error>", 500),
+}
+CALLS: dict[str, Callable[[rostra.Client], Awaitable[object]]] = {
+    "get_user_profile": lambda sdk: sdk.get_user_profile("bob@localhost"),
+    "get_metadata": lambda sdk: sdk.get_metadata(),
+    "get_contacts": lambda sdk: sdk.get_contacts(),
+    "get_last_seen": lambda sdk: sdk.get_last_seen("bob@localhost"),
+}
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("garbage", GARBAGE_REPLIES)
+async def test_garbage_in_a_reply_with_the_right_id_is_a_clear_answer_and_the_session_goes_on(garbage: str) -> None:
+    call, payload, expected = GARBAGE_REPLIES[garbage]
+
+    async def script(peer: WsPeer) -> None:
+        await peer.login()
+        iq = await peer.recv()
+        type_ = "error" if payload.startswith("<error") else "result"
+        sender = f" from='{iq.get('to')}'" if iq.get("to") else ""
+        await peer.send(f"<iq xmlns='jabber:client' type='{type_}' id='{iq.get('id')}'{sender}>{payload}</iq>")
+        await peer.serve()
+
+    with loop_errors() as errors:
+        async with ws_peer(script) as (url, _), rostra.Client(url, allow_plain=True) as sdk:
+            await sdk.connect("alice", "secret")
+            seen = statuses(sdk)
+            with anyio.fail_after(GUARD):
+                try:
+                    code = getattr(await CALLS[call](sdk), "status_code", None)
+                except rostra.RostraError as exc:
+                    code = exc.status_code
+                after = (await sdk.get_metadata()).data  # the next request gets its own answer
+            outcome = (code, after, list(seen), sdk.state)
+    assert (outcome, errors) == ((expected, {}, [], rostra.State.CONNECTED), [])
