@@ -203,6 +203,21 @@ async def test_a_request_removed_unanswered_can_be_made_again(login: Login) -> N
     assert bob[1].events.count(request) == 2
 
 
+async def test_a_friend_who_removed_us_is_asked_again_not_accepted_for_us(login: Login) -> None:
+    """Once alice removed bob, bob's old request is over: her new request is his to answer (pending until then)."""
+    alice = await login()
+    bob = await login()
+    await befriend(alice, bob)
+    request = ContactRequestReceived(user_jid=alice[0].jid)
+    with anyio.fail_after(5):
+        await alice[0].remove_contact(bob[0].jid)
+        await alice[0].add_contact(bob[0].jid)
+        await bob[1].first(lambda e: bob[1].events.count(request) == 2)  # the first came with befriending
+    await bob[0].get_contacts()
+    await alice[0].get_contacts()
+    assert [c.subscription for c in await alice[0].get_contacts()] == ["none"]
+
+
 # -- last activity, metadata, contacts, upload --------------------------------------------------------------------
 
 

@@ -77,6 +77,7 @@ class XmppSession(TransportSession):
         self._node_configured = False  # our profile node configured this session (no replays)
         self._requests: set[aioxmpp.JID] = set()  # bare JIDs whose subscription request awaits our answer
         self._asked: set[aioxmpp.JID] = set()  # bare JIDs we asked this session (before the roster push says so)
+        self._states: dict[aioxmpp.JID, tuple[str, str | None]] = {}  # (subscription, ask) as last announced
         self._upload_service: aioxmpp.JID | bool | None = False  # False: not discovered yet
         self._items_request = from_element(mapping.build_profile_items_request(), pubsub_xso.Request)
         self._public_items_request = from_element(
@@ -453,6 +454,10 @@ class XmppSession(TransportSession):
         self._requests.discard(stanza.from_.bare())  # they withdrew their request (or removed us)
 
     def _on_entry_changed(self, item: Any) -> None:
+        previous, state = self._states.get(item.jid), (item.subscription, item.ask)
+        self._states[item.jid] = state
+        if previous is not None and _request_stands(previous) and not _request_stands(state):
+            self._asked.discard(item.jid)  # our request is over (refused, or they removed us): theirs is for the user
         self._emit(ContactUpdated(contact=_contact(item)))
 
     def _on_subscription_changed(self, item: Any) -> None:
@@ -467,6 +472,7 @@ class XmppSession(TransportSession):
         self._client.enqueue(presence)
 
     def _on_entry_removed(self, item: Any) -> None:
+        self._states.pop(item.jid, None)
         gone = mapping.contact_from_roster(str(item.jid), "none")
         self._emit(ContactUpdated(contact=gone, removed=True))
 
@@ -566,6 +572,11 @@ def _is_precondition_not_met(exc: aioxmpp.errors.XMPPError) -> bool:
     # XEP-0060 7.1.5: conflict + <precondition-not-met/>. aioxmpp drops application conditions it does not know,
     # and a publish with options cannot conflict for another reason, so the defined condition decides.
     return bool(exc.condition == aioxmpp.ErrorCondition.CONFLICT)
+
+
+def _request_stands(state: tuple[str, str | None]) -> bool:
+    """Whether a roster state ``(subscription, ask)`` shows our subscription request pending or granted."""
+    return state[1] == "subscribe" or state[0] in ("to", "both")
 
 
 def _contact(item: Any) -> Contact:
