@@ -111,3 +111,64 @@ async def run_sequence(operations: list[tuple[str, object]]) -> None:
 @given(operations=st.lists(OPERATIONS, max_size=12))
 def test_any_sequence_of_client_calls_obeys_the_state_table(operations: list[tuple[str, object]]) -> None:
     anyio.run(run_sequence, operations)
+
+
+# -- reconnection rows --------------------------------------------------------------------------------------------
+
+_I, _C = Input, rostra.ConnectionStatus
+_UP = [_I.CONNECT, _I.CONNECT_SUCCEEDED]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "announced", "final"),
+    [
+        (
+            [*_UP, _I.CONNECTION_LOST, _I.CONNECT_FAILED, _I.CONNECT_FAILED, _I.CONNECT_SUCCEEDED],
+            [_C.CONNECTING, _C.CONNECTED, _C.RECONNECTING, _C.CONNECTED],
+            State.CONNECTED,
+        ),
+        (
+            [*_UP, _I.CONNECTION_LOST, _I.AUTH_FAILED],
+            [_C.CONNECTING, _C.CONNECTED, _C.RECONNECTING, _C.AUTHFAIL],
+            State.IDLE,
+        ),
+        ([*_UP, _I.CONNECTION_LOST, _I.LOGOUT], [_C.CONNECTING, _C.CONNECTED, _C.RECONNECTING, _C.LOGOUT], State.IDLE),
+        ([*_UP, _I.CONNECTION_LOST, _I.CLOSE], [_C.CONNECTING, _C.CONNECTED, _C.RECONNECTING, _C.LOGOUT], State.CLOSED),
+        (
+            [*_UP, _I.CONNECTION_LOST, _I.CONNECTION_ENDED],
+            [_C.CONNECTING, _C.CONNECTED, _C.RECONNECTING, _C.DISCONNECTED],
+            State.IDLE,
+        ),
+        ([*_UP, _I.CONNECTION_ENDED], [_C.CONNECTING, _C.CONNECTED, _C.DISCONNECTED], State.IDLE),
+        ([*_UP, _I.CONNECTION_LOST, _I.REGISTER], [_C.CONNECTING, _C.CONNECTED, _C.RECONNECTING], State.RECONNECTING),
+    ],
+    ids=["restored", "authfail", "logout", "aclose", "conflict-on-retry", "conflict", "register-meanwhile"],
+)
+def test_reconnection_announces_one_status_per_change(
+    inputs: list[Input], announced: list[object], final: State
+) -> None:
+    machine = SessionMachine()
+    seen = [status for event in inputs if (status := machine.handle(event)) is not None]
+    assert (seen, machine.state) == (announced, final)
+
+
+@pytest.mark.parametrize("request_input", [_I.GET_PROFILE, _I.SET_PROFILE, _I.GET_CONTACTS, _I.GET_CURRENT_JID])
+def test_a_session_request_while_reconnecting_is_a_local_503_and_changes_nothing(request_input: Input) -> None:
+    machine = SessionMachine()
+    machine.state = State.RECONNECTING
+    with pytest.raises(rostra.ReconnectingError) as caught:
+        machine.handle(request_input)
+    assert (caught.value.status_code, caught.value.local, isinstance(caught.value, rostra.UnreachableError)) == (
+        503,
+        True,
+        True,
+    )
+    assert machine.state is State.RECONNECTING
+
+
+def test_connect_while_reconnecting_is_a_local_409() -> None:
+    machine = SessionMachine()
+    machine.state = State.RECONNECTING
+    with pytest.raises(rostra.AlreadyConnectedError) as caught:
+        machine.handle(_I.CONNECT)
+    assert (caught.value.status_code, caught.value.local, machine.state) == (409, True, State.RECONNECTING)
