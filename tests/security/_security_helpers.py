@@ -27,10 +27,17 @@ class User:
 
 
 async def befriend(a: User, b: User) -> None:
-    """Both add each other; returns once both see the mutual subscription (5 s at most)."""
+    """``a`` asks, ``b`` accepts the request; returns once both see the mutual subscription (5 s at most each).
+
+    (One request answered, not two crossing ones: ejabberd is then sure to send ``a``'s profile events to ``b``.)
+    """
     async with a.sdk.events() as a_events, b.sdk.events() as b_events:
         await a.sdk.add_contact(b.jid)
-        await b.sdk.add_contact(a.jid)
+        with anyio.fail_after(5):
+            async for event in b_events:
+                if isinstance(event, rostra.ContactRequestEvent) and event.from_user_jid == a.jid:
+                    break
+        await b.sdk.accept_contact(a.jid)
         for events, jid in ((a_events, b.jid), (b_events, a.jid)):
             with anyio.fail_after(5):
                 async for event in events:
