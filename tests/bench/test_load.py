@@ -51,7 +51,7 @@ async def test_five_sessions_for_a_second_count_every_operation_and_make_no_erro
     url = xmpp_server.xmpp_url if case[0] == "xmpp" else xmpp_server.ws_url
     result = await load.run_load(url, ca_file=str(xmpp_server.ca_file), sessions=5, duration=1.0)
 
-    assert (result.errors, result.error_messages) == (0, [])
+    assert (result.errors, result.error_messages) == (0, []), result.error_messages
     assert result.connected == 5
     # register and connect once each; every session adds its two ring neighbours and checks them once
     assert [len(result.latencies[step]) for step in load.SETUP_STEPS] == [5, 5, 10, 5]
