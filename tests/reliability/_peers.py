@@ -17,7 +17,9 @@ Everything is anyio, so the proxy runs under asyncio and trio. The tests import 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import ssl
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -28,6 +30,7 @@ from typing import Literal
 import anyio
 import anyio.abc
 import sniffio
+from anyio.streams.tls import TLSStream
 from lxml import etree
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
@@ -408,3 +411,147 @@ def loop_errors() -> Iterator[list[str]]:
         gc.collect()  # futures and tasks report a lost exception when they are collected
     finally:
         loop.set_exception_handler(previous)
+
+
+# -- a scripted XMPP server over TCP with STARTTLS (the suite's certificate, so the client verifies it) ------------
+
+_STREAM = "http://etherx.jabber.org/streams"
+_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+XMPP_HEADER = (
+    f"<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='{_STREAM}' from='localhost' "
+    "id='s{n}' version='1.0'>"
+)
+
+
+class XmppPeer:
+    """The server side of one c2s connection, driven by a test's script: STARTTLS, SASL PLAIN (any password),
+    bind, then every IQ answered with an empty result (a roster get with an empty roster) unless the script says."""
+
+    def __init__(self, stream: anyio.abc.ByteStream, tls: ssl.SSLContext) -> None:
+        self.stream = stream
+        self._tls = tls
+        self._restarts = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._parser = etree.XMLPullParser(events=("start", "end"), resolve_entities=False, no_network=True)
+        self._depth = 0
+        self._ready: deque[etree._Element] = deque()
+
+    async def _header(self, before: str = "") -> None:
+        self._restarts += 1
+        await self.send(before + XMPP_HEADER.format(n=self._restarts))
+
+    async def recv(self) -> etree._Element:
+        """The next top-level element (a stanza or nonza) the client sent; its stream header is skipped."""
+        while not self._ready:
+            try:
+                data = await self.stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                raise WsPeerClosed from None
+            self._parser.feed(data)
+            for kind, element in self._parser.read_events():
+                self._depth += 1 if kind == "start" else -1
+                if kind == "end" and self._depth == 1:
+                    self._ready.append(element)
+                elif kind == "end" and self._depth == 0:
+                    raise WsPeerClosed  # the client's </stream:stream>
+        return self._ready.popleft()
+
+    async def send(self, text: str) -> None:
+        await self.stream.send(text.encode())
+
+    async def reply(self, iq: etree._Element, payload: str = "", type_: str = "result") -> None:
+        await self.send(f"<iq type='{type_}' id='{iq.get('id')}'>{payload}</iq>")
+
+    async def login(self, *, last_header_prefix: str = "") -> None:
+        """Up to the bound, established session; ``last_header_prefix`` goes before the header after SASL."""
+        await self.recv_header()
+        await self._header()
+        await self.send(f"<stream:features><starttls xmlns='{_TLS}'><required/></starttls></stream:features>")
+        await self.recv()  # <starttls/>
+        await self.send(f"<proceed xmlns='{_TLS}'/>")
+        self.stream = await TLSStream.wrap(self.stream, server_side=True, ssl_context=self._tls)
+        self._reset()
+        await self.recv_header()
+        await self._header()
+        await self.send(
+            "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism>"
+            "</mechanisms></stream:features>"
+        )
+        await self.recv()  # <auth/>
+        await self.send("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+        self._reset()
+        await self.recv_header()
+        await self._header(last_header_prefix)
+        await self.send("<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>")
+        bind = await self.recv()
+        await self.reply(bind, f"<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>{PEER_JID}/r1</jid></bind>")
+
+    async def recv_header(self) -> None:
+        while self._depth == 0:
+            try:
+                data = await self.stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                raise WsPeerClosed from None
+            self._parser.feed(data)
+            for kind, element in self._parser.read_events():
+                self._depth += 1 if kind == "start" else -1
+                if kind == "end" and self._depth == 1:
+                    self._ready.append(element)
+
+    async def answer(self, element: etree._Element) -> None:
+        """The default answer: an IQ get/set gets an empty result (an empty roster for a roster get)."""
+        if element.tag == "{jabber:client}iq" and element.get("type") in ("get", "set"):
+            roster = len(element) and element[0].tag == "{jabber:iq:roster}query"
+            await self.reply(element, "<query xmlns='jabber:iq:roster'/>" if roster else "")
+
+    async def serve_until(self, wanted: Callable[[etree._Element], bool]) -> etree._Element:
+        """Answer everything by default until the client sends an element ``wanted`` accepts; return it."""
+        while True:
+            element = await self.recv()
+            if wanted(element):
+                return element
+            await self.answer(element)
+
+    async def serve(self) -> None:
+        while True:
+            await self.answer(await self.recv())
+
+
+XmppScript = Callable[[XmppPeer], Awaitable[None]]
+
+
+@asynccontextmanager
+async def xmpp_peer(server: XmppServer, script: XmppScript) -> AsyncIterator[tuple[str, list[XmppPeer]]]:
+    """An XMPP server on 127.0.0.1 with the suite's certificate, running ``script`` for every connection."""
+    certs = server.ca_file.parent
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(certs / "server.crt", certs / "server.key")
+    peers: list[XmppPeer] = []
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def handle(stream: anyio.abc.ByteStream) -> None:
+        peer = XmppPeer(stream, tls)
+        peers.append(peer)
+        try:
+            await script(peer)
+        except (WsPeerClosed, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError, etree.XMLSyntaxError):
+            pass
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError, OSError):
+                await peer.stream.aclose()  # the client may be gone without a TLS close_notify
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await listener.serve(handle)
+
+    async with anyio.create_task_group() as group:
+        await group.start(serve)
+        try:
+            yield f"xmpp://127.0.0.1:{port}", peers
+        finally:
+            group.cancel_scope.cancel()

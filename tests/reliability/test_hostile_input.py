@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import anyio
 import msgspec
 import pytest
-from _peers import Account, Clients, WsPeer, clients_on, loop_errors, statuses, ws_peer
+from _peers import Account, Clients, WsPeer, XmppPeer, clients_on, loop_errors, statuses, ws_peer, xmpp_peer
 from lxml import etree
 from wsproto.events import CloseConnection
 
@@ -327,3 +327,119 @@ async def test_garbage_in_a_reply_with_the_right_id_is_a_clear_answer_and_the_se
                 after = (await sdk.get_metadata()).data  # the next request gets its own answer
             outcome = (code, after, list(seen), sdk.state)
     assert (outcome, errors) == ((expected, {}, [], rostra.State.CONNECTED), [])
+
+
+# -- from the server, over xmpp:// (STARTTLS with the suite's certificate; aioxmpp parses the stream) -------------
+
+
+def _is_private_query(element: etree._Element) -> bool:
+    return len(element) > 0 and element[0].tag == "{jabber:iq:private}query"
+
+
+def _iq_result(iq: etree._Element, inner: str) -> str:
+    return f"<iq type='result' id='{iq.get('id')}'>{inner}</iq>"
+
+
+_EMPTY_METADATA = "<query xmlns='jabber:iq:private'><rostra xmlns='urn:rostra:metadata:0'/></query>"
+# (what the peer does to the pending get_metadata, the outcome of that call, whether the session is lost).
+XMPP_BREAKERS: dict[str, tuple[Callable[[XmppPeer, etree._Element], Awaitable[None]], int, bool]] = {
+    "billion-laughs-mid-stream": (lambda peer, iq: peer.send(BILLION_LAUGHS + _iq_result(iq, "&lol9;")), 503, True),
+    "entity-reference": (lambda peer, iq: peer.send(_iq_result(iq, "&xxe;")), 503, True),
+    "not-well-formed": (lambda peer, iq: peer.send(_iq_result(iq, "<query>")), 503, True),
+    "garbage-payload": (
+        lambda peer, iq: peer.send(_iq_result(iq, "<garbage xmlns='urn:x'><a/>junk</garbage>")),
+        500,
+        False,
+    ),
+    "junk-metadata": (
+        lambda peer, iq: peer.send(
+            _iq_result(iq, _EMPTY_METADATA.replace("/></query>", "><entry/>junk</rostra></query>"))
+        ),
+        500,
+        False,
+    ),
+    # xmpp:// has no size cap of its own (aioxmpp has none): an 8 MB element is parsed, and the session goes on.
+    "oversized-element": (
+        lambda peer, iq: peer.send(
+            f"<message><body>{'x' * 8_000_000}</body></message>" + _iq_result(iq, _EMPTY_METADATA)
+        ),
+        200,
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("breaker", XMPP_BREAKERS)
+async def test_an_xmpp_server_that_sends_garbage_gets_a_clear_error_never_a_hang(
+    xmpp_server: XmppServer, breaker: str
+) -> None:
+    broken = False
+    action, expected, lost = XMPP_BREAKERS[breaker]
+
+    async def script(peer: XmppPeer) -> None:
+        nonlocal broken
+        await peer.login()
+        while True:
+            iq = await peer.serve_until(_is_private_query)
+            if broken:
+                await peer.reply(iq, _EMPTY_METADATA)
+            else:
+                broken = True
+                await action(peer, iq)
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with loop_errors() as errors:
+        async with (
+            xmpp_peer(xmpp_server, script) as (url, _),
+            rostra.Client(url, ca_file=str(xmpp_server.ca_file)) as sdk,
+        ):
+            await sdk.connect("alice", "secret")
+            seen = statuses(sdk)
+            with anyio.fail_after(GUARD):  # request_timeout is 10 s: only the broken stream ends it this soon
+                try:
+                    code = (await sdk.get_metadata()).status_code
+                except rostra.RostraError as exc:
+                    code = exc.status_code
+                await anyio.sleep(0.5)  # a second loss status would come now
+            first = list(seen)
+            if not lost:
+                with anyio.fail_after(GUARD):
+                    assert (await sdk.get_metadata()).data == {}  # the next request gets its own answer
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    assert (code, first in LOSS if lost else first == [], errors, grown_mib < 128) == (expected, True, [], True)
+
+
+async def test_a_billion_laughs_dtd_before_the_stream_header_is_a_bounded_connect_failure(
+    xmpp_server: XmppServer,
+) -> None:
+    """aioxmpp refuses any DTD (its SAX lexical handler raises at ``startDTD``: nothing is expanded), but during the
+    login that refusal does not reach the caller: connect() ends by its own timeout (408), not with a 503."""
+
+    async def script(peer: XmppPeer) -> None:
+        await peer.login(last_header_prefix=dtd)
+        await peer.serve()
+
+    ca_file = str(xmpp_server.ca_file)
+    dtd = ""  # a good login first, so the memory figure below is not the cost of a first connection
+    async with xmpp_peer(xmpp_server, script) as (url, _), rostra.Client(url, ca_file=ca_file) as sdk:
+        await sdk.connect("alice", "secret")
+    dtd = BILLION_LAUGHS
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with loop_errors() as errors:
+        async with (
+            xmpp_peer(xmpp_server, script) as (url, _),
+            rostra.Client(url, ca_file=ca_file, connect_timeout=2) as sdk,
+        ):
+            seen = statuses(sdk)
+            with anyio.fail_after(GUARD), pytest.raises(rostra.RostraError) as caught:
+                await sdk.connect("alice", "secret")
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    # OPEN (reported): a login given up mid-negotiation sometimes leaves aioxmpp's futures behind (a cancelled one
+    # set in a loop callback, or the StreamError never retrieved). Tolerated here by their exact texts only.
+    known = {"Exception in callback Future.set_result(None)", "Future exception was never retrieved"}
+    assert (caught.value.status_code, seen, set(errors) - known, grown_mib < 32) == (
+        408,
+        [S.CONNECTING, S.CONNECTIONFAILED],
+        set(),
+        True,
+    )
