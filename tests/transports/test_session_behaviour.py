@@ -218,6 +218,16 @@ async def test_a_friend_who_removed_us_is_asked_again_not_accepted_for_us(login:
     assert [c.subscription for c in await alice[0].get_contacts()] == ["none"]
 
 
+async def test_new_users_publishing_their_first_profile_at_the_same_instant_all_succeed(login: Login) -> None:
+    """ejabberd 23.01 answers item-not-found to some concurrent first publishes (node creation races)."""
+    users = [await login() for _ in range(5)]
+    wanted = [ProfileFields(nick_name=f"first {i}", status="at once") for i in range(5)]
+    async with anyio.create_task_group() as group:
+        for (session, _), fields in zip(users, wanted, strict=True):
+            group.start_soon(session.set_profile, fields)
+    assert [await session.get_profile(session.jid) for session, _ in users] == wanted
+
+
 # -- last activity, metadata, contacts, upload --------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import random
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
@@ -380,7 +381,16 @@ class WsSession(TransportSession):
 
     async def _publish(self, node: str, fields: ProfileFields) -> None:
         try:
-            await self._iq("set", mapping.build_profile_publish(fields, node=node), operation="set_profile")
+            for delay in mapping.FIRST_PUBLISH_RETRY_DELAYS:
+                try:
+                    await self._iq("set", mapping.build_profile_publish(fields, node=node), operation="set_profile")
+                    break
+                except IqError as exc:
+                    if exc.parsed.condition != "item-not-found":
+                        raise
+                    await anyio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not a secret
+            else:
+                await self._iq("set", mapping.build_profile_publish(fields, node=node), operation="set_profile")
         except IqError as exc:
             if exc.parsed.condition != "conflict":  # XEP-0060 7.1.5: precondition-not-met
                 raise self._translate(exc, None, "set_profile") from None

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, NoReturn
@@ -248,9 +249,19 @@ class XmppSession(TransportSession):
         return stored
 
     async def _publish(self, node: str, fields: ProfileFields) -> None:
-        publish = from_element(mapping.build_profile_publish(fields, node=node), pubsub_xso.Request)
         try:
-            await self._raw_send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=publish), "set_profile")
+            for delay in mapping.FIRST_PUBLISH_RETRY_DELAYS:
+                publish = from_element(mapping.build_profile_publish(fields, node=node), pubsub_xso.Request)
+                try:
+                    await self._raw_send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=publish), "set_profile")
+                    break
+                except aioxmpp.errors.XMPPError as exc:
+                    if exc.condition != aioxmpp.ErrorCondition.ITEM_NOT_FOUND:
+                        raise
+                    await anyio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not a secret
+            else:
+                publish = from_element(mapping.build_profile_publish(fields, node=node), pubsub_xso.Request)
+                await self._raw_send(aioxmpp.IQ(type_=aioxmpp.IQType.SET, payload=publish), "set_profile")
         except aioxmpp.errors.XMPPError as exc:
             if not _is_precondition_not_met(exc):
                 raise_translated(exc, operation="set_profile")
