@@ -23,7 +23,7 @@ from importlib.metadata import entry_points
 from typing import TypeAlias
 from urllib.parse import urlsplit
 
-from ._errors import InvalidInputError, RostraError
+from ._errors import InvalidInputError, RostraError, ServerError
 from ._schemas import Contact, Metadata, ProfileFields
 
 __all__ = [
@@ -211,6 +211,10 @@ _KNOWN_PACKAGES = {
 }
 
 
+#: Entry points of other packages that failed to load, already logged.
+_BROKEN_REPORTED: set[str] = set()
+
+
 @cache
 def _transport_for(scheme: str) -> type[Transport] | None:
     """The class serving ``scheme``. The entry point NAMED for the scheme is loaded first, so that another, broken
@@ -218,11 +222,20 @@ def _transport_for(scheme: str) -> type[Transport] | None:
     eps = sorted(entry_points(group="rostra.transports"), key=lambda ep: ep.name != scheme)
     for ep in eps:
         if ep.name == scheme:
-            return ep.load()  # type: ignore[no-any-return]
+            try:
+                return ep.load()  # type: ignore[no-any-return]
+            except Exception as exc:  # the scheme's own package is broken: say which, as a RostraError
+                _log.warning("The transport entry point %r could not be loaded", ep.value, exc_info=True)
+                raise ServerError(
+                    f"The transport for {scheme}:// ({ep.value}) is installed but fails to import "
+                    f"({type(exc).__name__}): reinstall the package that provides it"
+                ) from None
         try:
             cls = ep.load()
         except Exception:  # another package's broken plugin must not break this scheme
-            _log.warning("The transport entry point %r could not be loaded", ep.value, exc_info=True)
+            if ep.value not in _BROKEN_REPORTED:  # once per process, not once per URL
+                _BROKEN_REPORTED.add(ep.value)
+                _log.warning("The transport entry point %r could not be loaded", ep.value, exc_info=True)
             continue
         if scheme in (getattr(cls, "schemes", ()) or ()):
             return cls  # type: ignore[no-any-return]
