@@ -292,6 +292,8 @@ GARBAGE_REPLIES: dict[str, tuple[str, str, int]] = {
     ),
     "last-seen-not-a-number": ("get_last_seen", "<query xmlns='jabber:iq:last' seconds='soon'/>", 500),
     "last-seen-negative": ("get_last_seen", "<query xmlns='jabber:iq:last' seconds='-5'/>", 500),
+    "metadata-empty-result": ("get_metadata", "", 200),
+    "last-seen-empty-result": ("get_last_seen", "", 500),
     "error-without-condition": ("get_metadata", "<error type='bogus'><nonsense xmlns='urn:x'/></error>", 500),
 }
 CALLS: dict[str, Callable[[rostra.Client], Awaitable[object]]] = {
@@ -358,6 +360,8 @@ XMPP_BREAKERS: dict[str, tuple[Callable[[XmppPeer, etree._Element], Awaitable[No
         500,
         False,
     ),
+    # An empty result, as for no stored metadata: {} (200), as on ws://.
+    "empty-result": (lambda peer, iq: peer.send(f"<iq type='result' id='{iq.get('id')}'/>"), 200, False),
     # xmpp:// has no size cap of its own (aioxmpp has none): an 8 MB element is parsed, and the session goes on.
     "oversized-element": (
         lambda peer, iq: peer.send(

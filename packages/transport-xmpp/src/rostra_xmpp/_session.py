@@ -34,7 +34,7 @@ import aioxmpp.roster
 import aioxmpp.roster.xso as roster_xso
 import anyio
 
-from rostra._errors import ConflictError, RostraError, UnreachableError
+from rostra._errors import ConflictError, RostraError, ServerError, UnreachableError
 from rostra._schemas import Contact, Metadata, ProfileFields
 from rostra._transport import (
     ContactRequestReceived,
@@ -343,12 +343,14 @@ class XmppSession(TransportSession):
     async def get_last_seen(self, user_jid: str) -> int:
         iq = aioxmpp.IQ(type_=aioxmpp.IQType.GET, to=self._bare(user_jid), payload=LastActivityQuery())
         result = await self._send(iq, "last_seen")
+        if result is None:
+            raise ServerError("last seen failed: the server sent an empty last activity answer")
         return mapping.parse_last_activity(to_element(result))
 
     async def get_metadata(self) -> Metadata | None:
         query = from_element(mapping.build_private_get(), private_xso.Query)
         result = await self._send(aioxmpp.IQ(type_=aioxmpp.IQType.GET, payload=query), "get_metadata")
-        return mapping.parse_private_result(to_element(result))
+        return None if result is None else mapping.parse_private_result(to_element(result))
 
     async def set_metadata(self, metadata: Metadata) -> None:
         query = from_element(mapping.build_private_set(metadata), private_xso.Query)
