@@ -103,6 +103,18 @@ _VALID_METADATA = st.one_of(
     st.none(), st.dictionaries(st.sampled_from(["plan", "n", "beta", "Ünïcode"]), _METADATA_VALUES, max_size=3)
 )
 _METADATA = st.one_of(_VALID_METADATA, st.just({"": 1}), st.just({"rostra.sandbox": True}))
+#: What users 0 and 1 store when an example starts with them as friends: every field, with the edges a transport
+#: gets wrong most (spaces kept at both ends, XML metacharacters, emoji, a URL query), read back and pushed.
+_STARTING_PROFILES = (
+    {
+        "name": " Ann <&> ",
+        "status": " 👍🏽 'quoted' & \"double\" ",
+        "mobile_number": "+44 20 7946 0958",
+        "email": "o'brien+chat@example.org",
+        "image": "http://example.com/p?q=1&r=<2>",
+    },
+    {"name": "Zoë 🎉", "status": "]]> &amp; <b>", "mobile_number": "+14155552671", "email": "Ann@EXAMPLE.com"},
+)
 _USER = st.integers(0, USERS - 1)
 #: Whom an operation is about: one of the users, or a JID that is unknown, malformed, or on another server.
 _SUBJECT = st.one_of(_USER, _USER, _USER, st.sampled_from(["unknown", "malformed", "foreign"]))
@@ -295,6 +307,8 @@ class _ModelCheck(RuleBasedStateMachine):
         if not strangers and not offline & {0, 1}:
             self._contact_step("add_contact", 0, 1)
             self._contact_step("accept_contact", 1, 0)
+            for user, changes in enumerate(_STARTING_PROFILES):  # a pushed profile event each way, every field
+                self.set_user_profile(user, changes)
 
     @rule(user=_USER, valid=st.booleans(), metadata=_METADATA)
     def register(self, user: int, valid: bool, metadata: dict[str, Any] | None) -> None:
