@@ -3,7 +3,8 @@
 ``memory://`` is the server "localhost"; every Client in the process that names the same NAME shares one server.
 URL query options (read when the server is first created): ``domain=NAME`` (default ``localhost``), ``upload=0``
 (no upload service: images are stored inline). ``get_server(url)`` gives tests the server to drive
-(its clock, reachability, stalled operations, dropped connections, changed passwords).
+(its clock, reachability, stalled operations, dropped connections, changed passwords). A URL with a space or
+control character, an unknown or repeated parameter, or a domain that is not a domain name is a 400.
 """
 
 from __future__ import annotations
@@ -14,20 +15,41 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import anyio.lowlevel
 
+from ._errors import InvalidInputError
 from ._memory_server import MemoryServer, ServerSession
 from ._memory_server import get_server as _get_named_server
 from ._schemas import Contact, Metadata, ProfileFields
 from ._transport import EventSink, Transport, TransportOptions, TransportSession
+from ._validate import check_domain
 
 __all__ = ["MemoryServer", "MemoryTransport", "get_server"]
 
 
 def get_server(url: str = "memory://", domain: str | None = None) -> MemoryServer:
-    """The in-process server that ``url`` names (created on first use)."""
+    """The in-process server that ``url`` names (created on first use). A URL it cannot take: 400."""
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise InvalidInputError(f"Server URL {url!r} holds a space or control character: remove it")
     parts = urlsplit(url)
-    query = parse_qs(parts.query)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"domain", "upload"})
+    if unknown:
+        raise InvalidInputError(
+            f"Server URL {url!r} has unknown parameter(s) {', '.join(unknown)}: memory:// understands "
+            "?domain=NAME and ?upload=0"
+        )
+    twice = sorted(key for key, values in query.items() if len(values) > 1)
+    if twice:
+        raise InvalidInputError(f"Server URL {url!r} gives {', '.join(twice)} more than once: give each parameter once")
     name = parts.netloc or "localhost"
-    domain = domain or query.get("domain", ["localhost"])[-1]
+    if "domain" in query:
+        try:
+            check_domain(query["domain"][0])
+        except InvalidInputError:
+            raise InvalidInputError(
+                f"?domain={query['domain'][0]!r} in the server URL is not a valid domain name: give e.g. "
+                "?domain=chat.example.com"
+            ) from None
+    domain = domain or query.get("domain", ["localhost"])[0]
     upload = query.get("upload", ["1"])[-1] not in ("0", "false", "no", "off")
     return _get_named_server(name, domain=domain, upload_enabled=upload)
 
