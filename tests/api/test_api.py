@@ -35,6 +35,7 @@ def empty_profile(jid: str) -> dict[str, object]:
         "mobileNumber": "",
         "email": "",
         "isAdminBlocked": False,
+        "shareContactDetails": False,
     }
 
 

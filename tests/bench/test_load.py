@@ -68,7 +68,7 @@ async def test_a_stale_or_wrong_profile_is_counted_as_an_error() -> None:
     run = load._Run("memory://load-check", sessions=1, duration=1.0, setup_concurrency=1)
     user = run.users[0]
     user.jid = "ada@localhost"
-    user.history = [{"userJid": user.jid, "userId": "ada", **load._EMPTY, "isAdminBlocked": False}]
+    user.history = [{"userJid": user.jid, "userId": "ada", **load._EMPTY, "isAdminBlocked": False, "shareContactDetails": False}]
     user.history.append({**user.history[0], "nickName": "Ada 2"})
     stale = rostra.ProfileResponse(data=rostra.Profile(user_jid=user.jid, user_id="ada"))
     fresh = rostra.ProfileResponse(data=rostra.Profile(user_jid=user.jid, user_id="ada", nick_name="Ada 2"))

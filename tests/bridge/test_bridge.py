@@ -200,6 +200,7 @@ def test_set_user_profile_answers_the_stored_profile_and_emits_its_event(
         "mobileNumber": "",
         "email": "carol@example.com",
         "isAdminBlocked": False,
+        "shareContactDetails": False,
     }
     assert line["response"] == {"statusCode": 200, "message": "Success", "data": profile}
     assert bridge.events[-1] == {"event": "profile", "data": profile}

@@ -38,6 +38,7 @@ def test_the_profile_schema_uses_the_documented_names() -> None:
         "isAdminBlocked",
         "mobileNumber",
         "nickName",
+        "shareContactDetails",
         "status",
         "thumbImage",
         "userId",

@@ -70,11 +70,13 @@ async def test_after_opting_in_everyone_reads_them_and_after_opting_out_again_no
     await owner.sdk.set_user_profile(share_contact_details=False)
     seen.append((await stranger.sdk.get_user_profile(owner.jid)).data)
     seen.append((await contact.sdk.get_user_profile(owner.jid)).data)
-    assert [(p.status, p.mobile_number, p.email) for p in seen] == [
-        ("here", PHONE, EMAIL),
-        ("still shared", PHONE, EMAIL),
-        ("still shared", "", ""),
-        ("still shared", PHONE, EMAIL),
+    seen.append((await owner.sdk.get_user_profile(owner.jid)).data)
+    assert [(p.status, p.mobile_number, p.email, p.share_contact_details) for p in seen] == [
+        ("here", PHONE, EMAIL, True),
+        ("still shared", PHONE, EMAIL, True),
+        ("still shared", "", "", False),
+        ("still shared", PHONE, EMAIL, False),
+        ("still shared", PHONE, EMAIL, False),  # the owner reads her choice back
     ]
 
 

@@ -98,6 +98,8 @@ class Profile(_Message, frozen=True, kw_only=True):
     mobile_number: str = ""
     email: str = ""
     is_admin_blocked: bool = False
+    #: The owner's choice (``set_user_profile(share_contact_details=...)``): mobile number and email for everyone.
+    share_contact_details: bool = False
 
     @classmethod
     def from_fields(cls, user_jid: str, fields: ProfileFields) -> Profile:
@@ -110,6 +112,7 @@ class Profile(_Message, frozen=True, kw_only=True):
             status=fields.status,
             mobile_number=fields.mobile_number,
             email=fields.email,
+            share_contact_details=fields.share_contact_details,
         )
 
     def fields(self) -> ProfileFields:
@@ -120,6 +123,7 @@ class Profile(_Message, frozen=True, kw_only=True):
             status=self.status,
             mobile_number=self.mobile_number,
             email=self.email,
+            share_contact_details=self.share_contact_details,
         )
 
 
