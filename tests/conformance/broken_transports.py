@@ -1,4 +1,4 @@
-"""Two deliberately broken transports, each wrong in one small way, for showing that the kit catches them.
+"""Deliberately broken transports, each wrong in one small way, for showing that the kit catches them.
 
 Both are memory:// underneath; tests/conformance/test_kit_catches_broken.py registers them under their own URL
 schemes through an entry-point file, as an installed package would.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from rostra._errors import ForbiddenError, NotFoundError
+from rostra._errors import AuthenticationError, ForbiddenError, NotFoundError
 from rostra._schemas import ProfileFields
 from rostra._transport import EventSink, TransportSession
 from rostra.memory import MemorySession, MemoryTransport
@@ -50,3 +50,28 @@ class Answers404Transport(_BrokenTransport):
 
     schemes = ("answers-404",)
     session_class = _Answers404Session
+
+
+class LeaksPasswordTransport(_BrokenTransport):
+    """Puts the password it was given into the text of a refused login (as a careless error message would)."""
+
+    schemes = ("leaks-password",)
+
+    async def open_session(self, username: str, password: str, events: EventSink) -> TransportSession:
+        try:
+            return await super().open_session(username, password, events)
+        except AuthenticationError:
+            raise AuthenticationError(f"bad password {password!r} for {username}") from None
+
+
+class _CloseRaisesSession(MemorySession):
+    async def close(self) -> None:
+        await super().close()
+        raise OSError("socket already closed")
+
+
+class CloseRaisesTransport(_BrokenTransport):
+    """Raises from close() (which the Client logs and hides: the interface says close never raises)."""
+
+    schemes = ("close-raises",)
+    session_class = _CloseRaisesSession

@@ -32,6 +32,8 @@ def broken_schemes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         "[rostra.transports]\n"
         "drops-status = broken_transports:DropsStatusTransport\n"
         "answers-404 = broken_transports:Answers404Transport\n"
+        "leaks-password = broken_transports:LeaksPasswordTransport\n"
+        "close-raises = broken_transports:CloseRaisesTransport\n"
     )
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
     _transport._transport_for.cache_clear()
@@ -62,6 +64,26 @@ def test_the_kit_catches_a_transport_that_answers_404_instead_of_403() -> None:
         r"at \[1\]: 404 \(model: 403\)",
         message,
     ), message
+
+
+@pytest.mark.usefixtures("broken_schemes")
+def test_the_kit_catches_a_transport_whose_error_text_shows_the_password() -> None:
+    with pytest.raises(AssertionError) as caught:
+        check_conformance(Target(f"leaks-password://broken-{uuid.uuid4().hex}"), settings=CATCHING)
+    message = str(caught.value).splitlines()[0]
+    assert re.fullmatch(
+        r"a AuthenticationError \(401\) shows a password: \"bad password '<the password>' for kit\w+\"", message
+    ), message
+
+
+@pytest.mark.usefixtures("broken_schemes")
+def test_the_kit_catches_a_transport_whose_close_raises() -> None:
+    with pytest.raises(AssertionError) as caught:
+        check_conformance(Target(f"close-raises://broken-{uuid.uuid4().hex}"), settings=CATCHING)
+    message = str(caught.value).splitlines()[0]
+    assert re.fullmatch(r"the transport's close\(\) raised \d+ time\(s\): OSError: socket already closed", message), (
+        message
+    )
 
 
 @pytest.mark.usefixtures("broken_schemes")
