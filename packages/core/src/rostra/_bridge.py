@@ -3,7 +3,9 @@
 Rules (docs/bridge.md is the full description):
 - Each input line is one request ``{"id": ID, "method": NAME, "params": {...}}``; ID is an integer or a string,
   NAME a documented call (``register`` ... ``getContacts``), params its documented camelCase arguments.
-  Blank lines are ignored.
+  Blank lines are ignored. A line longer than ``MAX_LINE_BYTES`` is answered with a 400 error line (id null) as
+  soon as it is over, the rest of it is skipped, and the next line is read as usual: the bridge never holds more
+  than the limit plus one read chunk of a line.
 - Each request runs in its own task, so answers may come out of order; each answer is ONE line,
   ``{"id": ID, "response": RESPONSE}`` or ``{"id": ID, "error": {"statusCode": N, "message": TEXT}}``.
   A line that is not JSON, names no known method or has bad params is answered with a 400 error line, whose
@@ -20,7 +22,7 @@ import contextlib
 import logging
 import sys
 import typing
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, BinaryIO, Final, TypeAlias
 
 import anyio
@@ -31,9 +33,14 @@ from ._client import Client
 from ._errors import RostraError
 from ._schemas import Event, Metadata, Response
 
-__all__ = ["METHODS", "Request", "RequestId", "parse_request", "run_bridge"]
+__all__ = ["MAX_LINE_BYTES", "METHODS", "Request", "RequestId", "parse_request", "run_bridge"]
 
 log = logging.getLogger("rostra.bridge")
+
+#: The longest request line the bridge reads, in bytes without its newline (docs/bridge.md). Read at each line,
+#: so a test may lower it.
+MAX_LINE_BYTES: Final = 16 * 1024 * 1024
+_READ_CHUNK: Final = 64 * 1024
 
 RequestId: TypeAlias = int | str
 
@@ -230,6 +237,46 @@ def _error_line(request_id: RequestId | None, status_code: int, message: str) ->
     return {"id": request_id, "error": {"statusCode": status_code, "message": message}}
 
 
+def _too_long_line(limit: int) -> dict[str, Any]:
+    return _error_line(
+        None,
+        400,
+        f"Bad request: the line is longer than {limit} bytes, the bridge's limit, and was skipped: send a smaller "
+        "request (an image as a file path or URL)",
+    )
+
+
+async def _read_lines(source: anyio.AsyncFile[bytes]) -> AsyncIterator[bytes | None]:
+    """Each line of ``source`` without its newline, or None for one over ``MAX_LINE_BYTES`` (then skipped).
+
+    None comes as soon as the line is over the limit; nothing more of that line is kept.
+    """
+    read = source.read1 if hasattr(source.wrapped, "read1") else source.read  # read1: what a pipe has now
+    line = bytearray()
+    skipping = False  # inside a line already answered as too long
+    while chunk := await read(_READ_CHUNK):
+        limit = MAX_LINE_BYTES
+        start = 0
+        while start < len(chunk):
+            end = chunk.find(b"\n", start)
+            stop = len(chunk) if end < 0 else end
+            if not skipping:
+                line += chunk[start:stop]
+                if len(line) > limit:
+                    line.clear()
+                    skipping = True
+                    yield None
+                elif end >= 0:
+                    yield bytes(line)
+                    line.clear()
+            if end < 0:
+                break
+            skipping = False
+            start = end + 1
+    if line:
+        yield bytes(line)
+
+
 class _Bridge:
     """Writes protocol lines to ``out`` and answers requests with ``sdk``."""
 
@@ -266,7 +313,10 @@ class _Bridge:
     async def serve(self, lines: anyio.AsyncFile[bytes]) -> None:
         """Answer every line until EOF; returns once every request under way has been answered."""
         async with anyio.create_task_group() as group:
-            async for line in lines:
+            async for line in _read_lines(lines):
+                if line is None:
+                    self.write(_too_long_line(MAX_LINE_BYTES))
+                    continue
                 if not line.strip():
                     continue
                 parsed = parse_request(line)
