@@ -236,7 +236,8 @@ async def _set_up(run: _Run, sdk: rostra.Client, user: _User) -> bool:
         if await _timed(run, "connect", lambda: sdk.connect(data.username, data.password), label) is None:
             return False
     user.jid = data.user_jid
-    user.history = [{"userJid": user.jid, "userId": user.jid.partition("@")[0], **_EMPTY, "isAdminBlocked": False, "shareContactDetails": False}]
+    flags = {"isAdminBlocked": False, "shareContactDetails": False}
+    user.history = [{"userJid": user.jid, "userId": user.jid.partition("@")[0], **_EMPTY, **flags}]
     run.result.connected += 1
     return True
 

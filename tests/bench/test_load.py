@@ -14,11 +14,10 @@ from types import ModuleType
 import pytest
 
 import rostra
+from _cases import CASES, anyio_backend, case  # noqa: F401 - fixtures
 from _prosody import XmppServer
 
 pytestmark = pytest.mark.anyio
-
-CASES = [("xmpp", "asyncio"), ("ws", "asyncio"), ("ws", "trio")]
 
 
 def _load_module() -> ModuleType:
@@ -33,16 +32,6 @@ def _load_module() -> ModuleType:
 
 
 load = _load_module()
-
-
-@pytest.fixture(params=CASES, ids=[f"{kind}-{backend}" for kind, backend in CASES])
-def case(request: pytest.FixtureRequest) -> tuple[str, str]:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def anyio_backend(case: tuple[str, str]) -> str:
-    return case[1]
 
 
 async def test_five_sessions_for_a_second_count_every_operation_and_make_no_error(
@@ -68,7 +57,9 @@ async def test_a_stale_or_wrong_profile_is_counted_as_an_error() -> None:
     run = load._Run("memory://load-check", sessions=1, duration=1.0, setup_concurrency=1)
     user = run.users[0]
     user.jid = "ada@localhost"
-    user.history = [{"userJid": user.jid, "userId": "ada", **load._EMPTY, "isAdminBlocked": False, "shareContactDetails": False}]
+    user.history = [
+        {"userJid": user.jid, "userId": "ada", **load._EMPTY, "isAdminBlocked": False, "shareContactDetails": False}
+    ]
     user.history.append({**user.history[0], "nickName": "Ada 2"})
     stale = rostra.ProfileResponse(data=rostra.Profile(user_jid=user.jid, user_id="ada"))
     fresh = rostra.ProfileResponse(data=rostra.Profile(user_jid=user.jid, user_id="ada", nick_name="Ada 2"))

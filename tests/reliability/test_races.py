@@ -23,6 +23,7 @@ from _cut import CutProxy, cut_proxy_to
 
 import rostra
 import rostra._client
+from _cases import CASES, Statuses, anyio_backend, case  # noqa: F401 - fixtures
 from _prosody import XmppServer
 from rostra import ConnectionStatus as S
 
@@ -30,36 +31,6 @@ pytestmark = pytest.mark.anyio
 
 GUARD = 30  # the bound of every wait that must not hang (generous: the machine is shared)
 QUIET = 1.5  # how long a test listens for statuses that must not come
-CASES = [("xmpp", "asyncio"), ("ws", "asyncio"), ("ws", "trio")]
-
-
-@pytest.fixture(params=CASES, ids=[f"{kind}-{backend}" for kind, backend in CASES])
-def case(request: pytest.FixtureRequest) -> tuple[str, str]:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def anyio_backend(case: tuple[str, str]) -> str:
-    return case[1]
-
-
-class Statuses(list[S]):
-    """The statuses a Client announces, in order; ``until`` waits for as many as expected."""
-
-    def __init__(self, sdk: rostra.Client) -> None:
-        super().__init__()
-        self._changed = anyio.Event()
-        sdk.add_connection_listener(self._add)
-
-    def _add(self, event: rostra.ConnectionEvent) -> None:
-        self.append(event.status)
-        self._changed.set()
-
-    async def until(self, expected: list[S]) -> None:
-        with anyio.fail_after(GUARD):
-            while len(self) < len(expected):
-                self._changed = anyio.Event()
-                await self._changed.wait()
 
 
 @dataclass

@@ -23,6 +23,7 @@ import pytest
 
 import rostra
 import rostra._client
+from _cases import Statuses, anyio_backend, case  # noqa: F401 - fixtures
 from _prosody import XmppServer, selected_server
 from rostra import ConnectionStatus as S
 from rostra.memory import get_server
@@ -34,40 +35,9 @@ pytestmark = pytest.mark.anyio
 GUARD = 30  # the bound of every wait that must not hang (generous: the machine is shared)
 FAST = {"reconnect_delay": 0.05, "reconnect_max_delay": 0.4}  # retries come quickly in these tests
 QUIET = 1.0  # how long a test listens for statuses that must not come (several retries' worth with FAST)
-SERVER_CASES = [("xmpp", "asyncio"), ("ws", "asyncio"), ("ws", "trio")]
 MEMORY = pytest.mark.parametrize(
     "case", [("memory", "asyncio"), ("memory", "trio")], ids=["memory-asyncio", "memory-trio"], indirect=True
 )
-
-
-@pytest.fixture(params=SERVER_CASES, ids=[f"{kind}-{backend}" for kind, backend in SERVER_CASES])
-def case(request: pytest.FixtureRequest) -> tuple[str, str]:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def anyio_backend(case: tuple[str, str]) -> str:
-    return case[1]
-
-
-class Statuses(list[S]):
-    """The statuses a Client announces, in order (a list); ``until`` waits for as many as expected."""
-
-    def __init__(self, sdk: rostra.Client) -> None:
-        super().__init__()
-        self._changed = anyio.Event()
-        sdk.add_connection_listener(self._add)
-
-    def _add(self, event: rostra.ConnectionEvent) -> None:
-        self.append(event.status)
-        self._changed.set()
-
-    async def until(self, expected: list[S]) -> None:
-        """Wait until as many statuses as ``expected`` holds have come (the caller then compares them exactly)."""
-        with anyio.fail_after(GUARD):
-            while len(self) < len(expected):
-                self._changed = anyio.Event()
-                await self._changed.wait()
 
 
 def statuses(sdk: rostra.Client) -> Statuses:

@@ -18,26 +18,16 @@ from _peers import Clients as Env
 from _peers import clients_on, live_tasks, statuses, wait_no_new_tasks
 
 import rostra
+from _cases import CASES, anyio_backend, case  # noqa: F401 - fixtures
 from _prosody import XmppServer
 from rostra import ConnectionStatus as S
 
 pytestmark = pytest.mark.anyio
 
-CASES = [("xmpp", "asyncio"), ("ws", "asyncio"), ("ws", "trio")]
 # The WebSocket handshake and keepalive exist on ws:// only (xmpp:// sends no keepalive: aioxmpp's defaults).
 WS_ONLY = pytest.mark.parametrize("case", CASES[1:], ids=["ws-asyncio", "ws-trio"], indirect=True)
 SHORT = 0.5  # connect_timeout / request_timeout of the Client under test, in seconds
 GUARD = 15  # the bound of every wait that must not hang (generous: the machine is shared)
-
-
-@pytest.fixture(params=CASES, ids=[f"{kind}-{backend}" for kind, backend in CASES])
-def case(request: pytest.FixtureRequest) -> tuple[str, str]:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def anyio_backend(case: tuple[str, str]) -> str:
-    return case[1]
 
 
 @pytest.fixture

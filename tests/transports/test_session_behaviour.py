@@ -13,6 +13,7 @@ import httpx
 import msgspec
 import pytest
 
+from _cases import CASES, anyio_backend, case  # noqa: F401 - fixtures
 from _prosody import XmppServer
 from _transport_helpers import PASSWORD, TRICKY, Login, Sink, befriend, fresh, log_in_once, logins
 from rostra._errors import AuthenticationError, ConflictError, ForbiddenError, PayloadTooLargeError
@@ -31,17 +32,6 @@ from rostra_xmpp.transport import XmppTransport
 pytestmark = pytest.mark.anyio
 
 # (transport, event loop): aioxmpp runs on asyncio only; rostra-ws runs on both.
-CASES = [("xmpp", "asyncio"), ("ws", "asyncio"), ("ws", "trio")]
-
-
-@pytest.fixture(params=CASES, ids=[f"{kind}-{backend}" for kind, backend in CASES])
-def case(request: pytest.FixtureRequest) -> tuple[str, str]:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def anyio_backend(case: tuple[str, str]) -> str:
-    return case[1]
 
 
 @pytest.fixture
