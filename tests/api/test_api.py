@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import math
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 
@@ -317,9 +319,13 @@ async def test_last_seen_of_a_contact_online_now_is_zero(make_user, make_friends
 async def test_last_seen_of_a_contact_after_logout_is_whole_seconds(make_user, make_friends) -> None:
     alice, bob = await make_user(), await make_user()
     await make_friends(alice, bob)
+    logged_out = time.monotonic()
     await bob.sdk.logout()
+    await anyio.sleep(1.1)  # the server's whole seconds since the logout are then at least 1
     seconds = (await alice.sdk.get_last_seen(bob.jid)).data.seconds
-    assert (type(seconds), seconds >= 0) == (int, True)
+    elapsed = time.monotonic() - logged_out
+    assert type(seconds) is int
+    assert 1 <= seconds <= math.ceil(elapsed) + 1  # the upper bound only catches a value that is no elapsed time
 
 
 async def test_last_seen_of_oneself_is_zero(make_user) -> None:
