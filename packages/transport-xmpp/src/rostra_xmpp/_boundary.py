@@ -6,6 +6,14 @@ Rules:
   which aioxmpp does not catch, so no fallback happens.
 - TLS is always on and verified for the XMPP domain against ``ca_file`` (or the system store); only an explicit
   ``verify_tls=False`` turns verification off.
+- What the server sends is parsed with a size limit: aioxmpp has none, so ``_StanzaGuard`` wraps the parser feed of
+  every XML stream a ``PinnedConnector`` creates (an ``XMLStream.__init__`` hook, active only inside our connect
+  calls). One top-level element (a stanza, counted from its ``<`` to its end tag; between stanzas, anything but
+  whitespace) over ``max_message_bytes`` of the (decrypted) bytes the parser takes is a stream error
+  ``policy-violation`` (``StanzaTooLargeError``), raised before the parser holds more: aioxmpp then sends it to the
+  server and ends the stream, as for any XML it refuses (DTDs, entities, comments, bad format).
+- Such a refusal during the login does not end aioxmpp's connect loop (it tries again until the caller's timeout),
+  so the guard also reports it to its connector (``PinnedConnector.broken``): connect() fails with it at once.
 - ``translate`` maps every aioxmpp, aiosasl, OpenSSL and OS exception to a RostraError, once. Nothing else leaks.
 """
 
@@ -13,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, NoReturn
 
@@ -38,7 +48,16 @@ from rostra._errors import (
 )
 from rostra_xmpp_common import mapping
 
-__all__ = ["PinnedConnectError", "PinnedConnector", "TlsPolicy", "raise_translated", "translate"]
+__all__ = [
+    "PinnedConnectError",
+    "PinnedConnector",
+    "ServerProtocolError",
+    "StanzaTooLargeError",
+    "TlsPolicy",
+    "lost_because",
+    "raise_translated",
+    "translate",
+]
 
 _log = logging.getLogger("rostra_xmpp")
 # aioxmpp logs every failed login and closed stream with a traceback at ERROR. A library must not print that by
@@ -62,6 +81,118 @@ class _MuteSaslPayloads(logging.Filter):
 
 
 logging.getLogger("rostra_xmpp.aioxmpp.XMLStream").addFilter(_MuteSaslPayloads())
+
+
+class StanzaTooLargeError(aioxmpp.errors.StreamError):  # type: ignore[misc]
+    """The server sent a top-level element over the size limit: sent to it as the stream error policy-violation."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(aioxmpp.errors.StreamErrorCondition.POLICY_VIOLATION, f"a stanza over the {limit}-byte limit")
+        self.limit = limit
+
+
+class ServerProtocolError(Exception):
+    """The server sent XML that the stream refused while connecting (wraps aioxmpp's StreamError)."""
+
+    def __init__(self, cause: aioxmpp.errors.StreamError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+# Set by PinnedConnector.connect for the streams it creates (the only streams guarded); None elsewhere.
+_ADOPT: contextvars.ContextVar[Callable[[aioxmpp.protocol.XMLStream], None] | None] = contextvars.ContextVar(
+    "rostra_xmpp_adopt", default=None
+)
+
+
+def _install_adoption_hook() -> None:
+    """Wrap ``XMLStream.__init__`` once, so a stream built inside a PinnedConnector's connect is guarded from its
+    first byte (aioxmpp builds the stream inside its connector, and it receives data before the connector returns)."""
+    cls = aioxmpp.protocol.XMLStream
+    if getattr(cls.__init__, "_rostra_adopts", False):
+        return
+    original = cls.__init__
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        adopt = _ADOPT.get()
+        if adopt is not None:
+            adopt(self)
+
+    __init__._rostra_adopts = True  # type: ignore[attr-defined]
+    cls.__init__ = __init__
+
+
+_install_adoption_hook()
+
+
+class _StanzaGuard:
+    """Feeds one aioxmpp XMLStream's parser at most ``limit`` bytes past the start of the current top-level element.
+
+    Positions are expat's byte index into what its parser took (a new parser after STARTTLS and each stream restart
+    starts at 0): a stanza starts at its ``<``; between stanzas the count runs from the last end tag (whitespace
+    keepalives move it on, being consumed rather than held). A blob is fed in pieces that never pass the limit, so
+    the parser never holds more than ``limit`` bytes of one element, and a stanza is never dispatched over it.
+    Every StreamError out of the parser (this limit or aioxmpp's own refusals) is reported to ``report`` first.
+    """
+
+    def __init__(self, stream: Any, limit: int, report: Callable[[aioxmpp.errors.StreamError], None]) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._report = report
+        self._reader: Any = None  # the sax reader the positions belong to
+        self._fed = 0  # bytes given to that reader
+        self._start = 0  # where the current top-level element (or the gap before it) began
+        self._feed = stream._rx_feed
+        stream._rx_feed = self.feed  # an instance attribute: aioxmpp's data_received calls self._rx_feed(blob)
+
+    def feed(self, blob: bytes) -> None:
+        if self._stream._parser is None:  # the stream is dead: aioxmpp's own feed deals with it
+            self._feed(blob)
+            return
+        if self._stream._parser is not self._reader:
+            self._follow(self._stream._parser, self._stream._processor)
+        try:
+            while blob:
+                room = self._limit - (self._fed - self._start)
+                if room <= 0:
+                    raise StanzaTooLargeError(self._limit)
+                piece, blob = blob[:room], blob[room:]
+                self._fed += len(piece)
+                self._feed(piece)
+        except aioxmpp.errors.StreamError as exc:
+            # aioxmpp fails the stream's futures with it; some have no awaiter (reset_stream_and_get_features makes
+            # one it never awaits): retrieved here, so asyncio does not report them as never retrieved.
+            _retrieve_stream_errors(self._stream)
+            self._report(exc)
+            raise
+
+    def _follow(self, reader: Any, processor: Any) -> None:
+        """Count from 0 for a new parser; track its top-level elements through its content handler (the sax reader
+        binds the handler's ``characters`` at its first feed, which comes after this)."""
+        self._reader = reader
+        self._fed = self._start = 0
+        start, end, characters = processor.startElementNS, processor.endElementNS, processor.characters
+
+        def start_element(name: Any, qname: Any, attributes: Any) -> None:
+            if processor._depth == 1:  # a stanza begins here
+                self._start = reader._parser.CurrentByteIndex
+            start(name, qname, attributes)
+
+        def end_element(name: Any, qname: Any) -> None:
+            end(name, qname)
+            if processor._depth == 1:  # a stanza ended: the gap to the next one starts at its end tag
+                self._start = reader._parser.CurrentByteIndex
+
+        def text(chars: str) -> None:
+            if processor._depth == 1:
+                self._start = max(self._start, reader._parser.CurrentByteIndex + len(chars.encode()))
+            characters(chars)
+
+        processor.startElementNS = start_element
+        processor.endElementNS = end_element
+        processor.characters = text
 
 
 class PinnedConnectError(Exception):
@@ -201,11 +332,24 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 
 
 class PinnedConnector(aioxmpp.connector.BaseConnector):  # type: ignore[misc]
-    """Wraps aioxmpp's STARTTLS or direct-TLS connector; a failure raises ``PinnedConnectError``."""
+    """Wraps aioxmpp's STARTTLS or direct-TLS connector; a failure raises ``PinnedConnectError``.
 
-    def __init__(self, inner: Any, policy: TlsPolicy) -> None:
+    The streams it creates are size-guarded (``max_stanza_bytes``); ``broken`` gets the first XML refusal of any of
+    them (as its result, never as an exception: nobody need await it).
+    """
+
+    def __init__(self, inner: Any, policy: TlsPolicy, max_stanza_bytes: int) -> None:
         self._inner = inner
         self._policy = policy
+        self._max_stanza_bytes = max_stanza_bytes
+        self.broken: asyncio.Future[aioxmpp.errors.StreamError] = asyncio.get_running_loop().create_future()
+
+    def _adopt(self, stream: aioxmpp.protocol.XMLStream) -> None:
+        _StanzaGuard(stream, self._max_stanza_bytes, self._on_refused)
+
+    def _on_refused(self, exc: aioxmpp.errors.StreamError) -> None:
+        if not self.broken.done():
+            self.broken.set_result(exc)
 
     @property
     def tls_supported(self) -> bool:
@@ -216,6 +360,7 @@ class PinnedConnector(aioxmpp.connector.BaseConnector):  # type: ignore[misc]
         return False
 
     async def connect(self, loop: Any, metadata: Any, domain: str, host: str, port: int, *args: Any, **kw: Any) -> Any:
+        adopting = _ADOPT.set(self._adopt)
         try:
             return await self._inner.connect(loop, metadata, domain, host, port, *args, **kw)
         except Exception as exc:  # any failure here (aioopenssl even leaks InvalidStateError) means "unreachable"
@@ -224,6 +369,8 @@ class PinnedConnector(aioxmpp.connector.BaseConnector):  # type: ignore[misc]
             for stream in [self._policy.stream, *_streams_of(exc.__traceback__)]:
                 _retrieve_stream_errors(stream)
             raise PinnedConnectError(host, port, exc, self._policy.certificate_failed) from exc
+        finally:
+            _ADOPT.reset(adopting)
 
 
 def _unreachable(exc: PinnedConnectError, policy: TlsPolicy | None) -> RostraError:
@@ -259,6 +406,14 @@ def raise_translated(exc: BaseException, *, operation: str, policy: TlsPolicy | 
         raise exc
     if isinstance(exc, PinnedConnectError):
         raise _unreachable(exc, policy) from None
+    if isinstance(exc, ServerProtocolError):
+        raise ServerError(
+            f"{operation.replace('_', ' ')}: the XMPP server sent {_refused(exc.cause)}: the connection was closed"
+        ) from None
+    if isinstance(exc, StanzaTooLargeError):
+        raise UnreachableError(
+            f"{operation.replace('_', ' ')}: the connection was closed: the XMPP server sent {_refused(exc)}"
+        ) from None
     if isinstance(exc, aiosasl.AuthenticationFailure):
         raise AuthenticationError() from None
     if isinstance(exc, aioxmpp.errors.XMPPError):
@@ -278,6 +433,21 @@ def raise_translated(exc: BaseException, *, operation: str, policy: TlsPolicy | 
         ) from None
     _log.debug("untranslated exception in %s", operation, exc_info=exc)
     raise ServerError(f"{operation.replace('_', ' ')} failed unexpectedly ({type(exc).__name__})") from None
+
+
+def _refused(exc: aioxmpp.errors.StreamError) -> str:
+    """What the server sent that the stream refused, in a few words (aioxmpp's text, never the server's bytes)."""
+    if isinstance(exc, StanzaTooLargeError):
+        return f"a stanza over the {exc.limit}-byte limit (the max_message_bytes option)"
+    condition = exc.condition.value[1] if exc.condition is not None else "undefined-condition"
+    return f"XML that XMPP does not allow ({condition}: {exc.text})" if exc.text else f"XML refused ({condition})"
+
+
+def lost_because(reason: BaseException | None) -> RostraError | None:
+    """The error a session lost to a stream refusal of ours carries: the over-the-limit stanza (500, as ws://)."""
+    if isinstance(reason, StanzaTooLargeError):
+        return ServerError(f"The XMPP server sent {_refused(reason)}: the session was closed")
+    return None
 
 
 @contextlib.contextmanager

@@ -48,7 +48,7 @@ from rostra._transport import (
 )
 from rostra_xmpp_common import mapping, upload
 
-from ._boundary import PinnedConnector, raise_translated, translate
+from ._boundary import PinnedConnector, ServerProtocolError, lost_because, raise_translated, translate
 from ._xso import LastActivityQuery, from_element, to_element
 
 __all__ = ["XmppSession"]
@@ -125,7 +125,7 @@ class XmppSession(TransportSession):
         )
         session = cls(client, options, events)
         try:
-            await _start(client, options.connect_timeout)
+            await _start(client, options.connect_timeout, peer[0][2].broken)
         except BaseException:
             session._closing = True
             await session._stop_client()
@@ -554,18 +554,21 @@ def _parse_bare(user_jid: str) -> aioxmpp.JID:
     return aioxmpp.JID.fromstr(user_jid).bare()
 
 
-async def _start(client: aioxmpp.Client, wait: float) -> None:
-    """Start ``client``; return once its stream is established, or raise why not (``TimeoutError`` after timeout)."""
+async def _start(client: aioxmpp.Client, wait: float, broken: asyncio.Future[aioxmpp.errors.StreamError]) -> None:
+    """Start ``client``; return once its stream is established, or raise why not (``TimeoutError`` after timeout,
+    ``ServerProtocolError`` at once when the stream refused what the server sent: aioxmpp would only try again)."""
     established = client.on_stream_established.future()
     failed = client.on_failure.future()
     client.start()
     try:
-        done, _ = await asyncio.wait([established, failed], timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait([established, failed, broken], timeout=wait, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for fut in (established, failed):
             fut.cancel()
     if failed in done:
         raise failed.result()
+    if broken in done and established not in done:
+        raise ServerProtocolError(broken.result())
     if established not in done:
         raise TimeoutError
 
@@ -577,6 +580,9 @@ def _loss_error(reason: BaseException | None) -> RostraError:
         return ConflictError(
             "Another login with the same resource replaced this session (stream error conflict): not reconnecting"
         )
+    refused = lost_because(reason)
+    if refused is not None:
+        return refused
     why = type(reason).__name__ if reason is not None else "stream closed"
     return UnreachableError(f"The connection to the XMPP server was lost ({why}): connect again")
 

@@ -52,7 +52,8 @@ class XmppTransport(Transport):
 
     def __init__(self, url: str, options: TransportOptions) -> None:
         super().__init__(url, options)
-        carrier_options(options.extra)  # checked here too: the same values are valid on every carrier
+        # Checked here too (the same values are valid on every carrier); max_message_bytes bounds each stanza.
+        self._max_stanza_bytes = carrier_options(options.extra).max_message_bytes
         address = parse_server_url(url, _DEFAULT_PORTS, options.extra)  # the one rule shared by XMPP carriers
         self._direct_tls = address.scheme == "xmpps"
         self._host = address.host
@@ -68,7 +69,7 @@ class XmppTransport(Transport):
 
     def _peer(self, policy: TlsPolicy) -> list[tuple[str, int, PinnedConnector]]:
         inner = aioxmpp.connector.XMPPOverTLSConnector() if self._direct_tls else aioxmpp.connector.STARTTLSConnector()
-        return [(self._host, self._port, PinnedConnector(inner, policy))]
+        return [(self._host, self._port, PinnedConnector(inner, policy, self._max_stanza_bytes))]
 
     def _jid(self, username: str) -> aioxmpp.JID:
         try:

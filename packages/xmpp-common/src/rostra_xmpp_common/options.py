@@ -8,8 +8,8 @@ URL only. Each carrier applies what concerns it and documents the rest:
   only over TLS).
 - ``ping_interval`` (seconds, 30): the WebSocket ping period; a missing pong ends the session. xmpp://: no effect
   (aioxmpp's own stream liveness checks).
-- ``max_message_bytes`` (1 MiB): the largest server message accepted over WebSocket. xmpp://: no effect
-  (aioxmpp parses the stream incrementally).
+- ``max_message_bytes`` (1 MiB): the largest server message accepted over WebSocket; on xmpp:// the largest
+  top-level stanza (over it: the stream error policy-violation, and the session is lost).
 """
 
 from __future__ import annotations
