@@ -75,9 +75,21 @@ def test_vcard_of_empty_fields_is_an_empty_vcard() -> None:
     assert xml(mapping.build_vcard(ProfileFields())) == '<vcard xmlns="urn:ietf:params:xml:ns:vcard-4.0"/>'
 
 
-def test_profile_publish_carries_item_current_and_open_access() -> None:
+def test_profile_publish_carries_item_current_and_contacts_only_access() -> None:
     assert xml(mapping.build_profile_publish(ProfileFields(nick_name="A"))) == (
         '<pubsub xmlns="http://jabber.org/protocol/pubsub"><publish node="urn:xmpp:vcard4"><item id="current">'
+        '<vcard xmlns="urn:ietf:params:xml:ns:vcard-4.0"><nickname><text>A</text></nickname></vcard></item>'
+        '</publish><publish-options><x xmlns="jabber:x:data" type="submit">'
+        '<field var="FORM_TYPE" type="hidden"><value>http://jabber.org/protocol/pubsub#publish-options</value>'
+        '</field><field var="pubsub#access_model"><value>presence</value></field></x></publish-options></pubsub>'
+    )
+
+
+def test_the_public_copy_is_published_with_open_access() -> None:
+    published = mapping.build_profile_publish(ProfileFields(nick_name="A"), node=mapping.PUBLIC_PROFILE_NODE)
+    assert xml(published) == (
+        '<pubsub xmlns="http://jabber.org/protocol/pubsub"><publish node="urn:rostra:profile:public:0">'
+        '<item id="current">'
         '<vcard xmlns="urn:ietf:params:xml:ns:vcard-4.0"><nickname><text>A</text></nickname></vcard></item>'
         '</publish><publish-options><x xmlns="jabber:x:data" type="submit">'
         '<field var="FORM_TYPE" type="hidden"><value>http://jabber.org/protocol/pubsub#publish-options</value>'
@@ -85,12 +97,12 @@ def test_profile_publish_carries_item_current_and_open_access() -> None:
     )
 
 
-def test_profile_node_configure_sets_open_access_and_no_replay() -> None:
+def test_profile_node_configure_sets_contacts_only_access_and_no_replay() -> None:
     assert xml(mapping.build_profile_node_configure()) == (
         '<pubsub xmlns="http://jabber.org/protocol/pubsub#owner"><configure node="urn:xmpp:vcard4">'
         '<x xmlns="jabber:x:data" type="submit"><field var="FORM_TYPE" type="hidden">'
         "<value>http://jabber.org/protocol/pubsub#node_config</value></field>"
-        '<field var="pubsub#access_model"><value>open</value></field>'
+        '<field var="pubsub#access_model"><value>presence</value></field>'
         '<field var="pubsub#send_last_published_item"><value>never</value></field></x></configure></pubsub>'
     )
 
@@ -215,19 +227,44 @@ def test_vcard_with_unknown_elements_keeps_the_known_fields() -> None:
     assert mapping.parse_vcard(vcard) == ProfileFields(nick_name="nick")
 
 
+# What reading keeps of a field (the others read as "" when not of their form: see the mapping's reading rule).
+_URLS = st.builds(
+    lambda scheme, rest: f"{scheme}://{rest}",
+    st.sampled_from(["http", "https"]),
+    XML_TEXT.filter(lambda s: not any(c.isspace() for c in s)),
+)
+_E164 = st.from_regex(r"\+[1-9][0-9]{1,14}", fullmatch=True)
+_EMAILS = st.from_regex(r"[a-z0-9.'+_-]{1,20}@[a-z0-9-]{1,20}\.[a-z]{2,6}", fullmatch=True)
+
+
 @given(
     st.builds(
         ProfileFields,
         nick_name=XML_TEXT,
-        image=XML_TEXT,
-        thumb_image=XML_TEXT,
+        image=st.one_of(st.just(""), _URLS),
+        thumb_image=st.one_of(st.just(""), _URLS),
         status=XML_TEXT,
-        mobile_number=XML_TEXT,
-        email=XML_TEXT,
+        mobile_number=st.one_of(st.just(""), _E164),
+        email=st.one_of(st.just(""), _EMAILS),
+        share_contact_details=st.booleans(),
     )
 )
 def test_any_xml_legal_profile_text_round_trips(fields: ProfileFields) -> None:
     assert mapping.parse_vcard(reparsed(mapping.build_vcard(fields))) == fields
+
+
+@pytest.mark.parametrize(
+    ("field", "stored"),
+    [
+        ("image", "javascript:alert(1)"),
+        ("image", "data:image/png;base64,bm90IGEgcG5n"),
+        ("mobile_number", "12345"),
+        ("email", "no email"),
+    ],
+)
+def test_a_field_not_of_its_form_reads_as_empty(field: str, stored: str) -> None:
+    vcard = mapping.build_vcard(ProfileFields(nick_name="kept", **{field: stored}))
+    assert mapping.parse_vcard(reparsed(vcard)) == ProfileFields(nick_name="kept")
 
 
 def test_metadata_round_trips_with_exact_types() -> None:
