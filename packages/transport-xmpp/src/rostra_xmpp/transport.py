@@ -65,7 +65,7 @@ class XmppTransport(Transport):
         return self._domain
 
     def _policy(self) -> TlsPolicy:
-        return TlsPolicy(self._domain, self.options.ca_file, self.options.verify_tls)
+        return TlsPolicy(self._domain, self.options.ca_file, self.options.verify_tls, direct_tls=self._direct_tls)
 
     def _peer(self, policy: TlsPolicy) -> list[tuple[str, int, PinnedConnector]]:
         inner = aioxmpp.connector.XMPPOverTLSConnector() if self._direct_tls else aioxmpp.connector.STARTTLSConnector()
