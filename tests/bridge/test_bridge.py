@@ -206,6 +206,17 @@ def test_set_user_profile_answers_the_stored_profile_and_emits_its_event(
     assert bridge.events[-1] == {"event": "profile", "data": profile}
 
 
+def test_set_user_profile_takes_the_sharing_choice(bridge: BridgeProcess, connected: dict[str, Any]) -> None:
+    shared = bridge.call("setUserProfile", mobileNumber="+14155552671", shareContactDetails=True)
+    kept = bridge.call("setUserProfile", status="still shared")  # left out: the choice is kept
+    refused = bridge.call("setUserProfile", shareContactDetails="yes")
+    assert (
+        shared["response"]["data"]["shareContactDetails"],
+        kept["response"]["data"]["shareContactDetails"],
+        refused["error"]["statusCode"],
+    ) == (True, True, 400)
+
+
 def test_the_read_calls_answer_their_documented_responses(bridge: BridgeProcess, connected: dict[str, Any]) -> None:
     jid = connected["userJid"]
 

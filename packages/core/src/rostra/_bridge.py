@@ -78,6 +78,7 @@ class SetProfileParams(_Params, frozen=True, kw_only=True):
     status: str | msgspec.UnsetType = msgspec.UNSET
     mobile_number: str | msgspec.UnsetType = msgspec.UNSET
     email: str | msgspec.UnsetType = msgspec.UNSET
+    share_contact_details: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class ContactParams(_Params, frozen=True, kw_only=True):
