@@ -20,6 +20,9 @@ pytestmark = pytest.mark.anyio
         ({"request_timeout": -1}, "request_timeout must be a positive number of seconds, not -1"),
         ({"request_timeout": "abc"}, "request_timeout must be a positive number of seconds, not 'abc'"),
         ({"request_timeout": True}, "request_timeout must be a positive number of seconds, not True"),
+        # Over a day is a mistake, and overflowed aioxmpp's timedelta (a 503 "Cannot reach" on xmpp://).
+        ({"connect_timeout": 1e300}, "connect_timeout must be from 0 to 86400 seconds, not 1e+300"),
+        ({"request_timeout": 86_401}, "request_timeout must be from 0 to 86400 seconds, not 86401"),
         ({"image_limits": "x"}, "image_limits must be a rostra.ImageLimits(...)"),
         ({"verify_tls": None}, "verify_tls must be True or False, not None"),
         ({"verify_tls": "false"}, "verify_tls must be True or False, not 'false'"),

@@ -249,6 +249,12 @@ async def test_memory_after_a_reconnect_only_the_contacts_that_changed_meanwhile
         ({"reconnect": "yes"}, "reconnect must be True or False, not 'yes'"),
         ({"reconnect_delay": 0}, "reconnect_delay must be a positive number of seconds, not 0"),
         ({"reconnect_max_delay": float("inf")}, "reconnect_max_delay must be a positive number of seconds, not inf"),
+        # Under the floor the attempts would follow each other without a pause (a spinning loop).
+        (
+            {"reconnect_delay": 1e-300, "reconnect_max_delay": 1e-300},
+            "reconnect_delay must be from 0.01 to 86400 seconds, not 1e-300",
+        ),
+        ({"reconnect_max_delay": 2**2000}, f"reconnect_max_delay must be from 0.01 to 86400 seconds, not {2**2000!r}"),
         (
             {"reconnect_delay": 5, "reconnect_max_delay": 1},
             "reconnect_max_delay (1) must be at least reconnect_delay (5)",

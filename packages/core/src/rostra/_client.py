@@ -157,13 +157,13 @@ class Client:
         **options: object,
     ) -> None:
         self.server = server
-        for name, seconds in (
-            ("connect_timeout", connect_timeout),
-            ("request_timeout", request_timeout),
-            ("reconnect_delay", reconnect_delay),
-            ("reconnect_max_delay", reconnect_max_delay),
+        for name, seconds, minimum in (
+            ("connect_timeout", connect_timeout, 0.0),
+            ("request_timeout", request_timeout, 0.0),
+            ("reconnect_delay", reconnect_delay, _MIN_RECONNECT_DELAY),
+            ("reconnect_max_delay", reconnect_max_delay, _MIN_RECONNECT_DELAY),
         ):
-            _check_timeout(name, seconds)
+            _check_timeout(name, seconds, minimum)
         if reconnect_max_delay < reconnect_delay:
             raise InvalidInputError(
                 f"reconnect_max_delay ({reconnect_max_delay!r}) must be at least reconnect_delay ({reconnect_delay!r})"
@@ -832,9 +832,17 @@ def _ignore(event: TransportEvent) -> None:
     """The sink of the short sessions ``register()`` opens: their events do not concern the app."""
 
 
-def _check_timeout(name: str, value: object) -> None:
+#: Bounds of the time options, in seconds: over a day is a mistake (and overflows the timedelta arithmetic of the
+#: libraries underneath); under the floor, reconnect attempts would follow each other without a pause.
+_MAX_SECONDS: Final = 86_400
+_MIN_RECONNECT_DELAY: Final = 0.01
+
+
+def _check_timeout(name: str, value: object, minimum: float = 0.0) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
         raise InvalidInputError(f"{name} must be a positive number of seconds, not {value!r}")
+    if not minimum <= value <= _MAX_SECONDS:
+        raise InvalidInputError(f"{name} must be from {minimum:g} to {_MAX_SECONDS} seconds, not {value!r}")
 
 
 def _check_ca_file(path: str) -> None:
