@@ -47,6 +47,7 @@ from rostra._transport import (
     TransportSession,
 )
 from rostra_xmpp_common import mapping, upload
+from rostra_xmpp_common.options import carrier_options
 
 from ._boundary import PinnedConnector, ServerProtocolError, lost_because, raise_translated, translate
 from ._xso import LastActivityQuery, from_element, to_element
@@ -123,6 +124,10 @@ class XmppSession(TransportSession):
             logger=_aioxmpp_log,
             negotiation_timeout=timedelta(seconds=options.connect_timeout),
         )
+        # Liveness as on ws://: after ping_interval without a byte from the server, aioxmpp pings; no answer within
+        # request_timeout and the stream is dead (aioxmpp's defaults, 60 s + 60 s, noticed a silent server in 120 s).
+        client.stream.soft_timeout = timedelta(seconds=carrier_options(options.extra).ping_interval)
+        client.stream.round_trip_time = timedelta(seconds=options.request_timeout)
         session = cls(client, options, events)
         try:
             await _start(client, options.connect_timeout, peer[0][2].broken)

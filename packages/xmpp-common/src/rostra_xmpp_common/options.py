@@ -6,8 +6,9 @@ URL only. Each carrier applies what concerns it and documents the rest:
 - ``allow_insecure_ws`` (bool, False): ws:// to a non-loopback host. xmpp://: no effect (always TLS).
 - ``allow_plain`` (bool, False): SASL PLAIN over ws:// on loopback. xmpp://: no effect (aioxmpp sends PLAIN
   only over TLS).
-- ``ping_interval`` (seconds, 30): the WebSocket ping period; a missing pong ends the session. xmpp://: no effect
-  (aioxmpp's own stream liveness checks).
+- ``ping_interval`` (seconds, 30): the WebSocket ping period; a missing pong (within ``request_timeout``) ends the
+  session. xmpp://: after that long without a byte from the server aioxmpp pings, and no answer within
+  ``request_timeout`` ends the session.
 - ``max_message_bytes`` (1 MiB): the largest server message accepted over WebSocket; on xmpp:// the largest
   top-level stanza (over it: the stream error policy-violation, and the session is lost).
 """
