@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -367,18 +367,23 @@ async def test_a_killed_server_is_reconnecting_then_connected_with_the_same_jid_
         pushed = await profile_from(events, friend.user_jid, "Back again")
     after = ((await sdk.get_current_user_jid()).user_jid, (await sdk.get_contacts()).data)
     # Presence came back too: the friend is online again in what decides last seen (the Client's presence view).
-    with anyio.fail_after(GUARD):
-        while not sdk._online.get(friend.user_jid):
-            await anyio.sleep(0.01)
+    await _until(lambda: sdk._online.get(friend.user_jid) is True)
     await friend_sdk.logout()
-    with anyio.fail_after(GUARD):
-        while sdk._online.get(friend.user_jid):  # and their going offline is seen: the presence is live
-            await anyio.sleep(0.01)
+    await _until(lambda: sdk._online.get(friend.user_jid) is False)  # their going offline is seen: it is live
 
     assert down == ([S.RECONNECTING], rostra.State.RECONNECTING, 503)
     assert (seen, friend_seen) == ([S.RECONNECTING, S.CONNECTED], [S.RECONNECTING, S.CONNECTED, S.LOGOUT])
     assert after == (me.user_jid, roster)
     assert (pushed.user_jid, pushed.nick_name) == (friend.user_jid, "Back again")
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait until ``condition()`` holds (a state the Client keeps, with no event of its own), GUARD at most."""
+    with anyio.fail_after(GUARD):
+        while True:
+            if condition():
+                return
+            await anyio.sleep(0.01)
 
 
 @pytest.mark.server
