@@ -7,7 +7,6 @@ temporary directory on sys.path: the same discovery an installed package goes th
 from __future__ import annotations
 
 import re
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import Phase, settings
 
-from rostra import _transport
+from _entry_points import registered_transports
 from rostra.testing import Target, check_conformance, check_state_sweep, conformance_settings
 
 # The kit's quick profile with room to find the fault (it takes a few examples), and without shrinking the
@@ -25,20 +24,14 @@ CATCHING = settings(conformance_settings("quick"), max_examples=200, database=No
 
 @pytest.fixture
 def broken_schemes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    dist = tmp_path / "broken_transports_for_tests-0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-transports-for-tests\nVersion: 0\n")
-    (dist / "entry_points.txt").write_text(
-        "[rostra.transports]\n"
-        "drops-status = broken_transports:DropsStatusTransport\n"
-        "answers-404 = broken_transports:Answers404Transport\n"
-        "leaks-password = broken_transports:LeaksPasswordTransport\n"
-        "close-raises = broken_transports:CloseRaisesTransport\n"
-    )
-    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
-    _transport._transport_for.cache_clear()
-    yield
-    _transport._transport_for.cache_clear()
+    entries = {
+        "drops-status": "broken_transports:DropsStatusTransport",
+        "answers-404": "broken_transports:Answers404Transport",
+        "leaks-password": "broken_transports:LeaksPasswordTransport",
+        "close-raises": "broken_transports:CloseRaisesTransport",
+    }
+    with registered_transports(tmp_path, monkeypatch, "broken-transports-for-tests", entries):
+        yield
 
 
 @pytest.mark.usefixtures("broken_schemes")

@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import rostra
+from _entry_points import registered_transports
 from rostra import _transport
 
 
 @pytest.fixture
 def broken_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Two installed entry points whose modules do not exist: one named for its scheme, one of another package."""
-    dist = tmp_path / "broken_transports_for_discovery-0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-transports-for-discovery\nVersion: 0\n")
-    (dist / "entry_points.txt").write_text(
-        "[rostra.transports]\n"
-        "brokenimport = no_such_module_for_rostra_tests:Transport\n"
-        "zz-other-broken = no_such_other_module_for_rostra_tests:Transport\n"
-    )
-    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    entries = {
+        "brokenimport": "no_such_module_for_rostra_tests:Transport",
+        "zz-other-broken": "no_such_other_module_for_rostra_tests:Transport",
+    }
     monkeypatch.setattr(_transport, "_BROKEN_REPORTED", set())
-    _transport._transport_for.cache_clear()
-    yield
-    _transport._transport_for.cache_clear()
+    with registered_transports(tmp_path, monkeypatch, "broken-transports-for-discovery", entries):
+        yield
 
 
 def test_a_scheme_whose_own_package_fails_to_import_is_a_500_naming_it(broken_packages: None) -> None:

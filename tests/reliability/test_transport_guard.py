@@ -4,7 +4,6 @@ a ServerError (500), is logged with its traceback, and leaves the session usable
 from __future__ import annotations
 
 import logging
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from raising_transport import BROKEN_USER
 
 import rostra
-from rostra import _transport
+from _entry_points import registered_transports
 
 pytestmark = pytest.mark.anyio
 
@@ -25,16 +24,9 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def raising_scheme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    dist = tmp_path / "raising_transport_for_tests-0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: raising-transport-for-tests\nVersion: 0\n")
-    (dist / "entry_points.txt").write_text(
-        "[rostra.transports]\nraises-keyerror = raising_transport:RaisingTransport\n"
-    )
-    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
-    _transport._transport_for.cache_clear()
-    yield f"raises-keyerror://guard-{uuid.uuid4().hex}"
-    _transport._transport_for.cache_clear()
+    entry = {"raises-keyerror": "raising_transport:RaisingTransport"}
+    with registered_transports(tmp_path, monkeypatch, "raising-transport-for-tests", entry):
+        yield f"raises-keyerror://guard-{uuid.uuid4().hex}"
 
 
 async def test_a_bare_exception_from_a_transport_is_a_500_logged_with_its_traceback_and_the_session_goes_on(
