@@ -9,7 +9,8 @@ and forwards each connection to the real server. Its ``mode`` decides what the c
 - ``"after-upgrade"``: the server's HTTP response (the WebSocket handshake) and then nothing: a WebSocket server
   that never sends ``<open/>``.
 ``freeze()`` / ``thaw()`` hold and release the server-to-client bytes of connections already open (a server that
-stops answering after login). Held bytes are delivered in order on thaw, late.
+stops answering after login). Held bytes are delivered in order on thaw, late. ``cut()`` closes every open
+connection at once, as a dropped network would; ``opened`` counts the connections accepted.
 
 Everything is anyio, so the proxy runs under asyncio and trio. The tests import it by name (``from _peers import``).
 """
@@ -57,6 +58,7 @@ class Proxy:
         self._thawed = anyio.Event()
         self._thawed.set()
         self._changed = anyio.Event()
+        self._open: set[anyio.CancelScope] = set()  # one per forwarding connection: what cut() cancels
 
     def url(self, scheme: str, path: str = "") -> str:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
@@ -69,6 +71,13 @@ class Proxy:
     def thaw(self) -> None:
         """Deliver the held bytes and forward again."""
         self._thawed.set()
+
+    def cut(self) -> int:
+        """Close every open forwarding connection (both sides); returns how many there were."""
+        scopes, self._open = self._open, set()
+        for scope in scopes:
+            scope.cancel()
+        return len(scopes)
 
     async def wait_all_closed(self) -> None:
         """Return once every accepted client connection has ended (the caller bounds the wait)."""
@@ -89,6 +98,7 @@ class Proxy:
                 except OSError:
                     return
                 async with upstream, anyio.create_task_group() as group:
+                    self._open.add(group.cancel_scope)
 
                     async def to_server() -> None:
                         await _pump(client, upstream, self)
@@ -97,6 +107,7 @@ class Proxy:
                     group.start_soon(to_server)
                     await self._to_client(upstream, client, mode)
                     group.cancel_scope.cancel()
+                self._open.discard(group.cancel_scope)
         finally:
             self.closed += 1
             self._changed.set()

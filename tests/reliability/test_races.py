@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
-from _cut import CutProxy, cut_proxy_to
+from _peers import Proxy, proxy_to
 
 import rostra
 import rostra._client
@@ -37,7 +37,7 @@ QUIET = 1.5  # how long a test listens for statuses that must not come
 class Env:
     server: XmppServer
     kind: str
-    proxy: CutProxy
+    proxy: Proxy
     stack: AsyncExitStack
 
     @property
@@ -67,7 +67,7 @@ def _path(url: str) -> str:
 async def env(case: tuple[str, str], xmpp_server: XmppServer) -> AsyncIterator[Env]:
     direct = xmpp_server.xmpp_url if case[0] == "xmpp" else xmpp_server.ws_url
     port = int(direct.partition("://")[2].partition("/")[0].rpartition(":")[2])
-    async with cut_proxy_to("127.0.0.1", port) as proxy, AsyncExitStack() as stack:
+    async with proxy_to("127.0.0.1", port) as proxy, AsyncExitStack() as stack:
         yield Env(xmpp_server, case[0], proxy, stack)
 
 
