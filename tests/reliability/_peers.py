@@ -38,6 +38,7 @@ from wsproto.connection import ConnectionState
 from wsproto.events import AcceptConnection, CloseConnection, Event, Message, Ping, Request, TextMessage
 
 import rostra
+from _cases import Statuses
 from _prosody import XmppServer
 
 Mode = Literal["pass", "silent", "after-upgrade"]
@@ -276,11 +277,9 @@ async def clients_on(server: XmppServer, kind: str) -> AsyncIterator[Clients]:
         yield Clients(server, kind, proxy, stack)
 
 
-def statuses(sdk: rostra.Client) -> list[rostra.ConnectionStatus]:
-    """Every status the connection listeners of ``sdk`` see from now on."""
-    seen: list[rostra.ConnectionStatus] = []
-    sdk.add_connection_listener(lambda event: seen.append(event.status))
-    return seen
+def statuses(sdk: rostra.Client) -> Statuses:
+    """Every status the connection listeners of ``sdk`` see from now on (the suite's one recorder)."""
+    return Statuses(sdk)
 
 
 # -- a scripted XMPP-over-WebSocket server (plaintext: everything it sends is the test's choice) -------------------

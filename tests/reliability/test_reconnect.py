@@ -40,10 +40,6 @@ MEMORY = pytest.mark.parametrize(
 )
 
 
-def statuses(sdk: rostra.Client) -> Statuses:
-    return Statuses(sdk)
-
-
 # -- memory:// ----------------------------------------------------------------------------------------------------
 
 
@@ -72,7 +68,7 @@ async def mem() -> AsyncIterator[MemoryEnv]:
 @MEMORY
 async def test_memory_a_lost_session_is_restored_with_the_same_jid_and_503_meanwhile(mem: MemoryEnv) -> None:
     sdk, me = await mem.user("alice")
-    seen = statuses(sdk)
+    seen = Statuses(sdk)
     mem.server.reachable = False
     mem.server.kick(me.username)
 
@@ -119,7 +115,7 @@ def test_the_jitter_is_uniform_between_zero_and_the_ceiling() -> None:
 @MEMORY
 async def test_memory_a_password_that_stopped_working_ends_with_authfail_and_no_retry(mem: MemoryEnv) -> None:
     sdk, me = await mem.user("alice")
-    seen = statuses(sdk)
+    seen = Statuses(sdk)
     mem.server.set_password(me.username, "another-password-entirely")
     mem.server.kick(me.username)
     await seen.until([S.RECONNECTING, S.AUTHFAIL])
@@ -137,7 +133,7 @@ async def test_memory_a_password_that_stopped_working_ends_with_authfail_and_no_
 @MEMORY
 async def test_memory_a_conflict_ends_with_disconnected_and_no_retry(mem: MemoryEnv) -> None:
     sdk, me = await mem.user("alice")
-    seen = statuses(sdk)
+    seen = Statuses(sdk)
     mem.server.kick(me.username, rostra.ConflictError("Another login took this resource"))
     await anyio.sleep(QUIET)
 
@@ -149,7 +145,7 @@ async def test_memory_without_async_with_a_lost_session_is_disconnected(mem: Mem
     sdk = rostra.Client(mem.url, **FAST)  # not entered: no task group to retry in
     me = (await sdk.register("alice")).data
     await sdk.connect(me.username, me.password)
-    seen = statuses(sdk)
+    seen = Statuses(sdk)
     mem.server.kick(me.username)
     await anyio.sleep(QUIET)
     state = sdk.state
@@ -161,7 +157,7 @@ async def test_memory_without_async_with_a_lost_session_is_disconnected(mem: Mem
 @MEMORY
 async def test_memory_connect_while_reconnecting_is_409_and_changes_nothing(mem: MemoryEnv) -> None:
     sdk, me = await mem.user("alice")
-    seen = statuses(sdk)
+    seen = Statuses(sdk)
     mem.server.reachable = False
     mem.server.kick(me.username)
 
@@ -180,7 +176,7 @@ async def test_memory_connect_while_reconnecting_is_409_and_changes_nothing(mem:
 @pytest.mark.parametrize("end", ["logout", "aclose"])
 async def test_memory_logout_or_aclose_during_backoff_ends_reconnection(mem: MemoryEnv, end: str) -> None:
     sdk, me = await mem.user("alice", reconnect_delay=0.3, reconnect_max_delay=0.3)
-    seen = statuses(sdk)
+    seen = Statuses(sdk)
     mem.server.reachable = False
     mem.server.kick(me.username)
     with anyio.fail_after(GUARD):
@@ -199,7 +195,7 @@ async def test_memory_logout_or_aclose_during_backoff_ends_reconnection(mem: Mem
 @MEMORY
 async def test_memory_logout_during_a_reconnect_attempt_returns_promptly(mem: MemoryEnv) -> None:
     sdk, me = await mem.user("alice")
-    seen = statuses(sdk)
+    seen = Statuses(sdk)
     mem.server.stalled.add("connect")  # the retry's login never answers
     mem.server.kick(me.username)
     await anyio.sleep(0.5)  # past the first backoff (at most 0.05 s): an attempt is stalled
@@ -225,7 +221,7 @@ async def test_memory_after_a_reconnect_only_the_contacts_that_changed_meanwhile
         await other_sdk.add_contact(me.user_jid)
     contacts: list[rostra.Contact] = []
     sdk.add_contact_listener(lambda event: contacts.append(event.data))
-    seen = statuses(sdk)
+    seen = Statuses(sdk)
     mem.server.reachable = False
     mem.server.kick(me.username)
     await gone_sdk.remove_contact(me.user_jid)  # while alice is away
@@ -352,7 +348,7 @@ async def test_a_killed_server_is_reconnecting_then_connected_with_the_same_jid_
     friend_sdk, friend = await env.user()
     await befriend(sdk, me.user_jid, friend_sdk, friend.user_jid)
     roster = (await sdk.get_contacts()).data
-    seen, friend_seen = statuses(sdk), statuses(friend_sdk)
+    seen, friend_seen = Statuses(sdk), Statuses(friend_sdk)
 
     await env.kill()
     await seen.until([S.RECONNECTING])
@@ -389,7 +385,7 @@ async def _until(condition: Callable[[], bool]) -> None:
 @pytest.mark.server
 async def test_no_reconnect_after_logout_while_the_server_is_down(env: ServerEnv) -> None:
     sdk, _ = await env.user()
-    seen = statuses(sdk)
+    seen = Statuses(sdk)
     await env.kill()
     await seen.until([S.RECONNECTING])
     with anyio.fail_after(GUARD):
@@ -410,7 +406,7 @@ def _delete_account(server: XmppServer, username: str) -> None:
 @pytest.mark.prosody_only(reason="the account is deleted with prosodyctl while the server is down")
 async def test_a_password_that_stopped_working_while_down_ends_with_authfail_and_no_retry(env: ServerEnv) -> None:
     sdk, me = await env.user()
-    seen = statuses(sdk)
+    seen = Statuses(sdk)
     await env.kill()
     await seen.until([S.RECONNECTING])
     await anyio.to_thread.run_sync(_delete_account, env.server, me.username)
@@ -443,9 +439,9 @@ def same_resource(case: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> Non
 @pytest.mark.usefixtures("same_resource")
 async def test_a_conflict_with_another_login_ends_with_disconnected_and_no_retry(env: ServerEnv) -> None:
     first, me = await env.user()
-    first_seen = statuses(first)
+    first_seen = Statuses(first)
     second = await env.client()
-    second_seen = statuses(second)
+    second_seen = Statuses(second)
     await second.connect(me.username, me.password)  # the same user and resource: the server drops the first
     await first_seen.until([S.DISCONNECTED])
     await anyio.sleep(QUIET)  # a retry would replace the second login in turn
