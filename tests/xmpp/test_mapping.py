@@ -506,3 +506,18 @@ def test_any_shape_under_a_vcard_parses_to_fields(trees: list[tuple[str, str, li
     for tree in trees:
         _grow(vcard, tree)
     assert type(mapping.parse_vcard(vcard)) is ProfileFields
+
+
+@pytest.mark.parametrize(
+    ("subscription", "ask", "stands"),
+    [
+        ("none", None, False),
+        ("from", None, False),
+        ("none", "subscribe", True),
+        ("from", "subscribe", True),
+        ("to", None, True),
+        ("both", None, True),
+    ],
+)
+def test_our_request_stands_while_pending_or_granted(subscription: str, ask: str | None, stands: bool) -> None:
+    assert mapping.our_request_stands(subscription, ask) is stands

@@ -616,7 +616,7 @@ class WsSession(TransportSession):
         if previous == state:
             return None
         self._roster[jid] = state
-        if previous is not None and _request_stands(previous) and not _request_stands(state):
+        if previous is not None and mapping.our_request_stands(*previous) and not mapping.our_request_stands(*state):
             self._asked.discard(jid)  # our request is over (refused, or they removed us): theirs is for the user
         self._emit(ContactUpdated(contact=contact))
         became_friend = subscription == "both" and (previous is None or previous[0] != "both")
@@ -630,9 +630,7 @@ class WsSession(TransportSession):
         type_ = presence.get("type")
         if type_ == "subscribe":
             entry = self._roster.get(peer)
-            asked = peer in self._asked or (
-                entry is not None and (entry[1] == "subscribe" or entry[0] in ("to", "both"))
-            )
+            asked = peer in self._asked or (entry is not None and mapping.our_request_stands(*entry))
             if asked:
                 await self._send_quietly(_element("presence", {"to": peer, "type": "subscribed"}))
                 return  # someone we added: accepted without asking the user
@@ -671,11 +669,6 @@ class WsSession(TransportSession):
         entry = self._roster.get(user_jid)
         if user_jid == self._jid or (entry is not None and entry[0] in ("to", "both")):
             self._emit(ProfileChanged(user_jid=user_jid, fields=fields))
-
-
-def _request_stands(state: tuple[str, str | None]) -> bool:
-    """Whether a roster state ``(subscription, ask)`` shows our subscription request pending or granted."""
-    return state[1] == "subscribe" or state[0] in ("to", "both")
 
 
 def _available_presence(to: str | None = None) -> Element:

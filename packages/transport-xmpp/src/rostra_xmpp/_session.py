@@ -459,9 +459,7 @@ class XmppSession(TransportSession):
     def _on_subscribe(self, stanza: aioxmpp.Presence) -> None:
         peer = stanza.from_.bare()
         item = self._roster.items.get(peer)
-        asked = peer in self._asked or (
-            item is not None and (item.ask == "subscribe" or item.subscription in ("to", "both"))
-        )
+        asked = peer in self._asked or (item is not None and mapping.our_request_stands(item.subscription, item.ask))
         if asked:
             self._roster.approve(peer)  # someone we added: accepted without asking the user
             return
@@ -474,7 +472,7 @@ class XmppSession(TransportSession):
     def _on_entry_changed(self, item: Any) -> None:
         previous, state = self._states.get(item.jid), (item.subscription, item.ask)
         self._states[item.jid] = state
-        if previous is not None and _request_stands(previous) and not _request_stands(state):
+        if previous is not None and mapping.our_request_stands(*previous) and not mapping.our_request_stands(*state):
             self._asked.discard(item.jid)  # our request is over (refused, or they removed us): theirs is for the user
         self._emit(ContactUpdated(contact=_contact(item)))
 
@@ -596,11 +594,6 @@ def _is_precondition_not_met(exc: aioxmpp.errors.XMPPError) -> bool:
     # XEP-0060 7.1.5: conflict + <precondition-not-met/>. aioxmpp drops application conditions it does not know,
     # and a publish with options cannot conflict for another reason, so the defined condition decides.
     return bool(exc.condition == aioxmpp.ErrorCondition.CONFLICT)
-
-
-def _request_stands(state: tuple[str, str | None]) -> bool:
-    """Whether a roster state ``(subscription, ask)`` shows our subscription request pending or granted."""
-    return state[1] == "subscribe" or state[0] in ("to", "both")
 
 
 def _contact(item: Any) -> Contact:

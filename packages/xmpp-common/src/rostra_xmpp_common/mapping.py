@@ -106,6 +106,7 @@ __all__ = [
     "entity_caps_ver",
     "error_from_condition",
     "error_from_stanza_error",
+    "our_request_stands",
     "parse_disco_features",
     "parse_disco_items",
     "parse_last_activity",
@@ -473,6 +474,12 @@ def parse_private_result(query: Element) -> Metadata | None:
 # -- roster (RFC 6121) ---------------------------------------------------------------------------------------
 
 _SUBSCRIPTIONS: Final[dict[str, Subscription]] = {"none": "none", "to": "to", "from": "from", "both": "both"}
+
+
+def our_request_stands(subscription: str | None, ask: str | None) -> bool:
+    """Whether a roster entry shows our subscription request to the contact pending (``ask``) or granted (to/both):
+    then a request of theirs is answered for the user (someone we asked); once it shows neither, it is the user's."""
+    return ask == "subscribe" or subscription in ("to", "both")
 
 
 def contact_from_roster(user_jid: str, subscription: str | None, ask: str | None = None) -> Contact:
